@@ -1,0 +1,256 @@
+"""The driver contract, shared error mapping, and the accumulator that turns events into a
+result. Drivers are sans-IO: they build `HttpRequest`s and read bytes; transport.py sends."""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any, Protocol
+
+from callm.errors import (
+    AuthError,
+    BadRequestError,
+    BadResponseError,
+    CallmError,
+    ContextLengthError,
+    NotFoundError,
+    OverloadedError,
+    RateLimitError,
+    ServerError,
+)
+from callm.types import (
+    ChatRequest,
+    ChatResult,
+    Endpoint,
+    Finished,
+    HttpRequest,
+    ModelInfo,
+    ReasoningDelta,
+    RefusalDelta,
+    StreamEvent,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    UsageReport,
+)
+
+
+class StreamParser(Protocol):
+    def feed(self, data: bytes) -> list[StreamEvent]:
+        """Parse more bytes. Raises CallmError for an error the vendor sent inside the stream."""
+        ...
+
+    def close(self) -> list[StreamEvent]:
+        """The connection ended cleanly; flush what is buffered."""
+        ...
+
+
+class Driver(Protocol):
+    """How to talk to one wire format. No I/O: every method is a pure function."""
+
+    name: str
+    local: bool  # True only for sim: no HTTP at all
+
+    def chat_request(self, ep: Endpoint, req: ChatRequest) -> HttpRequest: ...
+
+    def stream_parser(self) -> StreamParser: ...
+
+    def parse_response(self, body: bytes) -> list[StreamEvent]:
+        """A complete non-streamed reply, as the same events a stream would give."""
+        ...
+
+    def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> CallmError:
+        """A non-2xx reply as a canonical error (secrets are scrubbed later, by the caller)."""
+        ...
+
+    def models_request(self, ep: Endpoint, page_token: str | None = None) -> HttpRequest: ...
+
+    def parse_models(self, ep: Endpoint, body: bytes) -> tuple[list[ModelInfo], str | None]:
+        """One page of the model list, and the token of the next page (None when done)."""
+        ...
+
+
+class LocalDriver(Protocol):
+    """A driver that produces events itself (sim)."""
+
+    name: str
+    local: bool
+
+    def run(self, ep: Endpoint, req: ChatRequest) -> Iterator[StreamEvent]: ...
+
+    def list_models(self, ep: Endpoint) -> list[ModelInfo]: ...
+
+
+# ---- helpers for drivers ----------------------------------------------------------------
+
+
+def loads(data: bytes | str) -> Any:
+    """json.loads that reports unreadable bytes (invalid JSON or UTF-8) as BadResponseError."""
+    try:
+        return json.loads(data)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        snippet = data[:120] if isinstance(data, str) else data[:120].decode("utf-8", "replace")
+        raise BadResponseError(f"invalid JSON from provider: {snippet!r}") from exc
+
+
+def join_url(base: str, path: str) -> str:
+    return base.rstrip("/") + "/" + path.lstrip("/")
+
+
+def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds to wait from Retry-After (seconds or HTTP date) and Retry-After-Ms; the larger
+    when both are sent. Header names are matched case-insensitively."""
+    lower = {k.lower(): v for k, v in headers.items()}
+    waits: list[float] = []
+    ms = lower.get("retry-after-ms")
+    if ms:
+        try:
+            waits.append(float(ms) / 1000.0)
+        except ValueError:
+            pass
+    ra = lower.get("retry-after")
+    if ra:
+        ra = ra.strip()
+        try:
+            waits.append(float(ra))
+        except ValueError:
+            try:
+                when = email.utils.parsedate_to_datetime(ra)
+                waits.append(max(0.0, when.timestamp() - (now if now is not None else time.time())))
+            except (TypeError, ValueError, IndexError, OverflowError):
+                pass
+    waits = [w for w in waits if w >= 0]
+    return max(waits) if waits else None
+
+
+def parse_duration(text: str | None) -> float | None:
+    """Google's protobuf Duration as JSON: "48s", "1.5s", "250ms"."""
+    if not text or not isinstance(text, str):
+        return None
+    t = text.strip()
+    try:
+        if t.endswith("ms"):
+            return float(t[:-2]) / 1000.0
+        if t.endswith("s"):
+            return float(t[:-1])
+        return float(t)
+    except ValueError:
+        return None
+
+
+_CONTEXT_MARKERS = (
+    "context_length_exceeded",
+    "context length",
+    "context window",
+    "maximum context",
+    "prompt is too long",
+    "too many tokens",
+    "input is too long",
+    "exceeds the maximum number of tokens",
+    "input token count",
+    "reduce the length",
+    "string_above_max_length",
+)
+_NOT_FOUND_MARKERS = ("model_not_found", "does not exist", "not found", "unknown model", "no such model")
+_AUTH_MARKERS = ("api_key_invalid", "invalid api key", "invalid_api_key", "incorrect api key", "unauthorized")
+
+
+def error_from_http(
+    status: int,
+    message: str,
+    *,
+    code: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    retry_after: float | None = None,
+) -> CallmError:
+    """Map an HTTP status plus the vendor's code/message to a canonical error."""
+    low = f"{code or ''} {message}".lower()
+    if retry_after is None and headers is not None:
+        retry_after = parse_retry_after(headers)
+    elif headers is not None:
+        header_wait = parse_retry_after(headers)
+        if header_wait is not None:
+            retry_after = max(retry_after, header_wait)
+    msg = message or f"HTTP {status}"
+    if status in (401, 403) or any(m in low for m in _AUTH_MARKERS):
+        return AuthError(msg, status=status)
+    if status == 429:
+        return RateLimitError(msg, status=status, retry_after=retry_after)
+    if status == 529 or "overloaded" in low:
+        return OverloadedError(msg, status=status, retry_after=retry_after)
+    if any(m in low for m in _CONTEXT_MARKERS) and status in (400, 413, 422, 200):
+        return ContextLengthError(msg, status=status)
+    if status == 404 or (status == 400 and "model_not_found" in low):
+        return NotFoundError(msg, status=status)
+    if status >= 500 or status == 408:
+        return ServerError(msg, status=status, retry_after=retry_after)
+    if 400 <= status < 500:
+        return BadRequestError(msg, status=status)
+    return BadResponseError(msg, status=status)
+
+
+def body_text(body: bytes, limit: int = 300) -> str:
+    """A short readable excerpt of a non-JSON body (e.g. an HTML error page)."""
+    text = body[:4096].decode("utf-8", "replace")
+    if "<html" in text.lower() or "<!doctype" in text.lower():
+        import re
+
+        title = re.search(r"<title>(.*?)</title>", text, re.I | re.S)
+        text = title.group(1) if title else "HTML error page"
+    text = " ".join(text.split())
+    return text[:limit] + ("..." if len(text) > limit else "")
+
+
+# ---- accumulator --------------------------------------------------------------------------
+
+
+class StreamAccumulator:
+    """Folds canonical events into a ChatResult. The same for every driver and for non-streamed
+    replies (which are turned into events first)."""
+
+    __slots__ = ("result", "_text", "_reasoning", "_refusal", "_tools")
+
+    def __init__(self) -> None:
+        self.result = ChatResult()
+        self._text: list[str] = []
+        self._reasoning: list[str] = []
+        self._refusal: list[str] = []
+        self._tools: dict[int, list[Any]] = {}  # index -> [id, name, [argument fragments]]
+
+    def add(self, ev: StreamEvent) -> None:
+        t = type(ev)
+        if t is TextDelta:
+            self._text.append(ev.text)  # type: ignore[union-attr]
+        elif t is UsageReport:
+            self.result.usage = ev.usage  # type: ignore[union-attr]  # last value wins
+        elif t is Finished:
+            self.result.finish_reason = ev.reason  # type: ignore[union-attr]
+        elif t is ReasoningDelta:
+            self._reasoning.append(ev.text)  # type: ignore[union-attr]
+        elif t is RefusalDelta:
+            self._refusal.append(ev.text)  # type: ignore[union-attr]
+        elif t is ToolCallDelta:
+            slot = self._tools.setdefault(ev.index, [None, None, []])  # type: ignore[union-attr]
+            if ev.id:  # type: ignore[union-attr]
+                slot[0] = ev.id  # type: ignore[union-attr]
+            if ev.name:  # type: ignore[union-attr]
+                slot[1] = ev.name  # type: ignore[union-attr]
+            if ev.arguments:  # type: ignore[union-attr]
+                slot[2].append(ev.arguments)  # type: ignore[union-attr]
+
+    @property
+    def text(self) -> str:
+        return "".join(self._text)
+
+    def finish(self) -> ChatResult:
+        r = self.result
+        r.text = "".join(self._text)
+        r.reasoning = "".join(self._reasoning)
+        r.refusal = "".join(self._refusal)
+        r.tool_calls = [
+            ToolCall(id=s[0], name=s[1] or "", arguments="".join(s[2]))
+            for _, s in sorted(self._tools.items())
+        ]
+        return r

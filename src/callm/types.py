@@ -1,0 +1,161 @@
+"""Canonical values shared by every layer. Stdlib only, so importing them is free."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Union
+
+Role = Literal["system", "user", "assistant"]
+FinishReason = Literal["stop", "length", "tool_call", "content_filter", "error", "unknown"]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """What the user asked for, independent of any vendor."""
+
+    model: str  # the vendor's model id (no provider prefix)
+    messages: tuple[Message, ...]
+    system: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    stream: bool = True
+    # Extra vendor/driver options from `-o KEY=VALUE` (values already parsed from strings).
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Who we talk to: a configured provider with its key resolved (never logged)."""
+
+    name: str
+    driver: str
+    base_url: str
+    key: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    timeout: float = 60.0
+    api_version: str | None = None  # azure-openai only
+
+    def __repr__(self) -> str:  # never show the key in a traceback or log
+        return f"Endpoint(name={self.name!r}, driver={self.driver!r}, base_url={self.base_url!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    """A request a driver wants sent. Drivers build these; only transport.py sends them."""
+
+    method: str
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    json: Any = None
+
+    def __repr__(self) -> str:  # headers carry keys
+        return f"HttpRequest({self.method} {self.url})"
+
+
+@dataclass(slots=True)
+class Usage:
+    """Token counts, normalised (see SPEC: usage conventions)."""
+
+    input_tokens: int = 0  # all prompt tokens, cached ones included
+    output_tokens: int = 0  # reasoning/thinking included
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cache_read_tokens": self.cache_read_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
+        }
+
+
+# ---- stream events: every driver emits only these -------------------------------------
+
+
+@dataclass(slots=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(slots=True)
+class ReasoningDelta:
+    text: str
+
+
+@dataclass(slots=True)
+class RefusalDelta:
+    text: str
+
+
+@dataclass(slots=True)
+class ToolCallDelta:
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""  # a fragment of the JSON arguments
+
+
+@dataclass(slots=True)
+class UsageReport:
+    """Usage as known so far. A later report replaces an earlier one."""
+
+    usage: Usage
+
+
+@dataclass(slots=True)
+class Finished:
+    reason: FinishReason
+
+
+StreamEvent = Union[TextDelta, ReasoningDelta, RefusalDelta, ToolCallDelta, UsageReport, Finished]
+
+
+@dataclass(slots=True)
+class ToolCall:
+    id: str | None
+    name: str
+    arguments: str
+
+
+@dataclass(slots=True)
+class ChatResult:
+    """Everything a call produced; built by drivers.base.StreamAccumulator."""
+
+    text: str = ""
+    reasoning: str = ""
+    refusal: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    usage: Usage | None = None
+    finish_reason: FinishReason | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """USD per million tokens; None = unknown (never treated as 0)."""
+
+    input: float | None = None
+    output: float | None = None
+    cached_input: float | None = None
+    cache_write: float | None = None
+    source: str = "unknown"  # e.g. "catalog 2026-11-01", "override lab/*", "vendor sync"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    provider: str
+    id: str
+    context_window: int | None = None
+    max_output: int | None = None
+    price: Price | None = None
+    capabilities: tuple[str, ...] = ()
+    display_name: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
