@@ -1,0 +1,9 @@
+"""`callm chat`."""
+
+from __future__ import annotations
+
+HELP = "Call a model."
+
+
+def chat() -> None:
+    pass

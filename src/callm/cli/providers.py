@@ -1,0 +1,382 @@
+"""`callm providers ...`: register, inspect and check vendors. Heavy imports stay inside."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+from callm.cli.context import State, state
+from callm.errors import ConfigError, UsageError
+
+if TYPE_CHECKING:
+    from callm.config.schema import Config, ProviderConfig
+
+app = typer.Typer(help="Register, inspect and verify providers.", no_args_is_help=True)
+
+
+def _configured(st: State, name: str) -> tuple[Config, ProviderConfig]:
+    cfg = st.config()
+    pc = cfg.providers.get(name)
+    if pc is None:
+        known = ", ".join(sorted(cfg.providers)) or "none configured"
+        raise UsageError(
+            f"unknown provider {name!r} (configured: {known})",
+            hint=f"run `callm providers add {name}`",
+        )
+    return cfg, pc
+
+
+def _vendor_vars(name: str) -> tuple[str, ...]:
+    from callm.catalog.providers import template
+
+    t = template(name)
+    return t.key_env if t else ()
+
+
+def _prompt_key(name: str) -> str:
+    import getpass
+
+    from callm.secrets import remember
+
+    if not sys.stdin.isatty():
+        raise UsageError(
+            "no terminal to ask for the key on",
+            hint=f"pipe it in: `... | callm providers set-key {name} --key-stdin`",
+        )
+    key = getpass.getpass(f"API key for {name} (input hidden): ").strip()
+    if not key:
+        raise UsageError("no key entered")
+    return remember(key)
+
+
+@app.command("add")
+def add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="A catalog name (see `providers catalog`) or any name.")],
+    driver: Annotated[Optional[str], typer.Option(help="Wire format (needed for non-catalog names).")] = None,
+    base_url: Annotated[Optional[str], typer.Option("--base-url", help="API base URL.")] = None,
+    key_env: Annotated[Optional[str], typer.Option("--key-env", metavar="VAR", help="Read the key from this variable.")] = None,
+    key_stdin: Annotated[bool, typer.Option("--key-stdin", help="Read the key from standard input.")] = False,
+    no_key: Annotated[bool, typer.Option("--no-key", help="The endpoint needs no key.")] = False,
+    header: Annotated[Optional[list[str]], typer.Option("--header", metavar="K=V", help="Extra HTTP header (repeatable).")] = None,
+    default_model: Annotated[Optional[str], typer.Option("--default-model", metavar="M")] = None,
+    api_version: Annotated[Optional[str], typer.Option("--api-version", help="azure-openai api-version.")] = None,
+    no_verify: Annotated[bool, typer.Option("--no-verify", help="Save without checking the endpoint.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing provider.")] = False,
+) -> None:
+    """Add a provider. Catalog names fill in the driver, base URL and key variable."""
+    from callm.catalog.providers import template
+    from callm.config.schema import ProviderConfig
+
+    st = state(ctx)
+    if sum([bool(key_env), key_stdin, no_key]) > 1:
+        raise UsageError("use only one of --key-env, --key-stdin, --no-key")
+    cfg = st.config()
+    if name in cfg.providers and not force:
+        raise UsageError(f"provider {name!r} already exists", hint="add --force to replace it")
+    t = template(name)
+    if t is None and not driver:
+        raise UsageError(
+            f"{name!r} is not in the catalog, so --driver is needed",
+            hint="see `callm providers catalog`, or pass --driver openai-compatible --base-url URL",
+        )
+    drv = driver or t.driver  # type: ignore[union-attr]
+    url = base_url or (t.base_url if t and t.driver == drv else None)
+    if not url and drv not in ("sim",):
+        raise UsageError(f"driver {drv} has no default base URL: pass --base-url")
+    key_mode = "none" if (no_key or (t and t.key == "none" and not (key_stdin or key_env))) else "keychain"
+    try:
+        pc = ProviderConfig(
+            driver=drv,
+            base_url=url,
+            key=key_mode,
+            key_env=key_env,
+            headers=_parse_headers(header or []),
+            default_model=default_model or (t.default_model if t else None),
+            api_version=api_version,
+        )
+    except ValueError as exc:  # pydantic ValidationError is a ValueError
+        raise UsageError(_first_validation_message(exc)) from None
+
+    new_key: str | None = None
+    if key_stdin:
+        from callm.secrets import read_key_stdin
+
+        new_key = read_key_stdin(sys.stdin)
+    elif key_mode == "keychain" and not key_env and sys.stdin.isatty():
+        new_key = _prompt_key(name)
+
+    if not no_verify:
+        _verify_new(st, name, pc, new_key)
+
+    if new_key:
+        from callm.secrets import keychain_set
+
+        keychain_set(name, new_key)
+    providers = dict(cfg.providers)
+    providers[name] = pc
+    st.save(cfg.model_copy(update={"providers": providers}))
+    out = st.out
+    if out.json_mode:
+        out.emit_json({"added": name, "driver": drv, "base_url": url, "key_source": _source(name, pc)})
+        return
+    out.info(f"added {name} ({drv}, {url or 'local'}); key: {_source(name, pc)}")
+    if key_mode == "keychain" and not key_env and not new_key:
+        vars_ = " or ".join(_vendor_vars(name)) or f"CALLM_{name.upper()}_API_KEY"
+        out.info(f"no key stored: callm will read {vars_}, or run `callm providers set-key {name}`")
+
+
+def _verify_new(st: State, name: str, pc: ProviderConfig, key: str | None) -> None:
+    """Check the endpoint before saving, so a typo in a URL or key is caught now."""
+    from callm.verify import verify_one
+
+    result = verify_one(name, pc, key_override=key, timeout=10.0)
+    if result.ok:
+        st.out.info(f"verified {name}: {result.models} models, {result.latency_ms} ms")
+        return
+    from callm.errors import CallmError
+
+    raise CallmError(
+        f"verification of {name} failed at {result.stage}: {result.error}",
+        hint="fix it, or add --no-verify to save anyway",
+    )
+
+
+def _parse_headers(items: list[str]) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for item in items:
+        k, sep, v = item.partition("=")
+        if not sep or not k.strip():
+            raise UsageError(f"--header wants K=V, got {item!r}")
+        headers[k.strip()] = v.strip()
+    return headers
+
+
+def _first_validation_message(exc: Exception) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        e = errors()[0]
+        return f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+    return str(exc)
+
+
+def _source(name: str, pc: ProviderConfig) -> str:
+    """Where the key comes from, per config and environment only (no keychain read)."""
+    import os
+
+    from callm.secrets import env_name
+
+    if pc.key_env:
+        return f"env {pc.key_env}" if os.environ.get(pc.key_env) else f"missing (env {pc.key_env})"
+    if os.environ.get(env_name(name)):
+        return f"env {env_name(name)}"
+    if pc.key == "none":
+        return "none"
+    return "keychain"
+
+
+@app.command("list")
+def list_(ctx: typer.Context) -> None:
+    """Configured providers. Reads no keychain and touches no network."""
+    from callm.provider_state import read_states
+
+    st = state(ctx)
+    cfg = st.config()
+    states = read_states()
+    rows = []
+    for name, pc in sorted(cfg.providers.items()):
+        s = states.get(name)
+        rows.append(
+            {
+                "name": name,
+                "driver": pc.driver,
+                "base_url": pc.base_url,
+                "key_source": _source(name, pc),
+                "enabled": pc.enabled,
+                "default_model": pc.default_model,
+                "last_verified": s.last_verified if s else None,
+                "last_verify_ok": s.last_verify_ok if s else None,
+                "cooldown_until": s.cooldown_until_iso() if s else None,
+            }
+        )
+    out = st.out
+    if out.json_mode:
+        out.emit_json(rows)
+        return
+    if not rows:
+        out.info("no providers configured; try `callm providers add openai` (or use `-m sim`)")
+        return
+    table = [
+        [
+            r["name"],
+            r["driver"],
+            r["base_url"] or "-",
+            r["key_source"],
+            "yes" if r["enabled"] else "no",
+            r["default_model"] or "-",
+            _verified_cell(r["last_verified"], r["last_verify_ok"], r["cooldown_until"]),
+        ]
+        for r in rows
+    ]
+    out.table(["name", "driver", "base url", "key", "enabled", "default model", "last verified"], table)
+
+
+def _verified_cell(when: str | None, ok: bool | None, cooldown: str | None) -> str:
+    text = "-" if not when else f"{when} ({'ok' if ok else 'failed'})"
+    return f"{text}; cooling down until {cooldown}" if cooldown else text
+
+
+@app.command("show")
+def show(ctx: typer.Context, name: str) -> None:
+    """One provider in full; the key is shown masked."""
+    from callm.errors import CallmError
+    from callm.secrets import mask, resolve_key
+
+    st = state(ctx)
+    _, pc = _configured(st, name)
+    info = {"name": name, **pc.model_dump(exclude_none=True), "key_source": _source(name, pc)}
+    try:
+        key = resolve_key(name, key_mode=pc.key, key_env=pc.key_env, vendor_vars=_vendor_vars(name))
+        info["key"] = mask(key) if key else "(none needed)"
+    except CallmError as exc:
+        info["key"] = f"(missing: {exc.message})"
+    out = st.out
+    if out.json_mode:
+        out.emit_json(info)
+        return
+    width = max(len(k) for k in info)
+    for k, v in info.items():
+        out.data(f"{k.ljust(width)}  {v}")
+
+
+@app.command("remove")
+def remove(
+    ctx: typer.Context,
+    name: str,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+) -> None:
+    """Remove a provider and delete its keychain entry."""
+    st = state(ctx)
+    cfg, pc = _configured(st, name)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError(f"refusing to remove {name} without confirmation", hint="add --yes")
+        if not typer.confirm(f"Remove provider {name} and its stored key?", default=False):
+            raise typer.Exit(1)
+    providers = {k: v for k, v in cfg.providers.items() if k != name}
+    st.save(cfg.model_copy(update={"providers": providers}))
+    deleted = _delete_key(st, name) if pc.key == "keychain" else False
+    if st.out.json_mode:
+        st.out.emit_json({"removed": name, "key_deleted": deleted})
+    else:
+        st.out.info(f"removed {name}" + (" and its keychain entry" if deleted else ""))
+
+
+def _delete_key(st: State, name: str) -> bool:
+    from callm.errors import KeychainError
+    from callm.secrets import keychain_delete
+
+    try:
+        return keychain_delete(name)
+    except KeychainError as exc:
+        st.out.warn(f"keychain entry not deleted: {exc.message}")
+        return False
+
+
+def _set_enabled(ctx: typer.Context, name: str, enabled: bool) -> None:
+    st = state(ctx)
+    cfg, pc = _configured(st, name)
+    providers = dict(cfg.providers)
+    providers[name] = pc.model_copy(update={"enabled": enabled})
+    st.save(cfg.model_copy(update={"providers": providers}))
+    if st.out.json_mode:
+        st.out.emit_json({"name": name, "enabled": enabled})
+    else:
+        st.out.info(f"{'enabled' if enabled else 'disabled'} {name}")
+
+
+@app.command("enable")
+def enable(ctx: typer.Context, name: str) -> None:
+    """Use this provider again."""
+    _set_enabled(ctx, name, True)
+
+
+@app.command("disable")
+def disable(ctx: typer.Context, name: str) -> None:
+    """Keep the provider but skip it in verify, sync and fallbacks."""
+    _set_enabled(ctx, name, False)
+
+
+@app.command("set-key")
+def set_key(
+    ctx: typer.Context,
+    name: str,
+    key_stdin: Annotated[bool, typer.Option("--key-stdin", help="Read the key from standard input.")] = False,
+) -> None:
+    """Store a provider's key in the OS keychain (hidden prompt, or --key-stdin)."""
+    from callm.secrets import keychain_set, mask, read_key_stdin
+
+    st = state(ctx)
+    cfg, pc = _configured(st, name)
+    key = read_key_stdin(sys.stdin) if key_stdin else _prompt_key(name)
+    keychain_set(name, key)
+    if pc.key != "keychain" or pc.key_env:
+        providers = dict(cfg.providers)
+        providers[name] = pc.model_copy(update={"key": "keychain", "key_env": None})
+        st.save(cfg.model_copy(update={"providers": providers}))
+    if st.out.json_mode:
+        st.out.emit_json({"name": name, "key": mask(key), "stored_in": "keychain"})
+    else:
+        st.out.info(f"stored key {mask(key)} for {name} in the OS keychain")
+
+
+@app.command("catalog")
+def catalog_(ctx: typer.Context) -> None:
+    """The built-in provider templates that `providers add NAME` knows."""
+    from callm.catalog.providers import catalog
+
+    st = state(ctx)
+    rows = catalog()
+    if st.out.json_mode:
+        st.out.emit_json(
+            [
+                {
+                    "name": t.name,
+                    "driver": t.driver,
+                    "base_url": t.base_url,
+                    "key_env": list(t.key_env),
+                    "default_model": t.default_model,
+                    "docs_url": t.docs_url,
+                }
+                for t in rows.values()
+            ]
+        )
+        return
+    st.out.table(
+        ["name", "driver", "base url", "key variable", "default model", "get a key"],
+        [
+            [t.name, t.driver, t.base_url or "(your resource URL)", " / ".join(t.key_env) or "-",
+             t.default_model or "-", t.docs_url]
+            for t in rows.values()
+        ],
+    )
+
+
+@app.command("verify")
+def verify(
+    ctx: typer.Context,
+    names: Annotated[Optional[list[str]], typer.Argument(help="Providers to check (default: all enabled).")] = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds per provider.")] = 10.0,
+    probe: Annotated[Optional[str], typer.Option("--probe", metavar="MODEL", help="Also send a 1-token completion.")] = None,
+) -> None:
+    """Check that providers work: key present, endpoint reachable, key accepted."""
+    from callm.cli.verify_view import run_verify
+
+    if timeout <= 0:
+        raise UsageError("--timeout must be positive")
+    raise typer.Exit(run_verify(state(ctx), names or [], timeout, probe))
+
+
+__all__ = ["ConfigError", "app"]

@@ -1,0 +1,146 @@
+"""The only module that does network I/O. Sends a driver's HttpRequest with httpx and maps
+every transport failure to a canonical error that names the provider, URL and phase."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from callm import __version__
+from callm.errors import CallmError, CallTimeoutError, NetworkError
+from callm.types import HttpRequest
+
+USER_AGENT = f"callm/{__version__}"
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    connect: float = 10.0
+    read: float = 60.0  # longest silence between two bytes
+
+
+@dataclass(slots=True)
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass(slots=True)
+class StreamResponse:
+    status: int
+    headers: dict[str, str]
+    chunks: Iterator[bytes]  # raw bytes as they arrive; raises CallmError on failure
+
+    def read_all(self, limit: int = 4 * 1024 * 1024) -> bytes:
+        """The whole body (for error replies), capped: an error page is never huge."""
+        parts: list[bytes] = []
+        size = 0
+        for chunk in self.chunks:
+            parts.append(chunk)
+            size += len(chunk)
+            if size >= limit:
+                break
+        return b"".join(parts)
+
+
+_client: httpx.Client | None = None
+_lock = threading.Lock()
+
+
+def client() -> httpx.Client:
+    """One pooled client per process (thread-safe), so concurrent checks share connections."""
+    global _client
+    with _lock:
+        if _client is None:
+            _client = httpx.Client(
+                headers={"User-Agent": USER_AGENT},
+                limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+                follow_redirects=True,
+            )
+        return _client
+
+
+def _timeout(t: Timeouts) -> httpx.Timeout:
+    return httpx.Timeout(connect=t.connect, read=t.read, write=t.read, pool=t.connect)
+
+
+def _build(c: httpx.Client, req: HttpRequest, t: Timeouts) -> httpx.Request:
+    kw: dict[str, Any] = {"headers": req.headers, "timeout": _timeout(t)}
+    if req.json is not None:
+        import json
+
+        kw["content"] = json.dumps(req.json, ensure_ascii=False).encode()
+        kw["headers"] = {"Content-Type": "application/json", **req.headers}
+    return c.build_request(req.method, req.url, **kw)
+
+
+def map_error(exc: Exception, req: HttpRequest, t: Timeouts, provider: str | None) -> CallmError:
+    """httpx's failures in the user's terms: what, where, and in which phase."""
+    url = req.url.split("?", 1)[0]
+    if isinstance(exc, httpx.ConnectTimeout):
+        return CallTimeoutError(
+            f"could not connect to {url} within {t.connect:g} s (connect phase)", provider=provider
+        )
+    if isinstance(exc, httpx.ReadTimeout | httpx.WriteTimeout | httpx.PoolTimeout):
+        return CallTimeoutError(
+            f"{url} sent nothing for {t.read:g} s (read phase)",
+            provider=provider,
+            hint="raise the provider's `timeout` in the config if the model is slow",
+        )
+    if isinstance(exc, httpx.ConnectError):
+        reason = str(exc) or "connection failed"
+        if "refused" in reason.lower():
+            reason = "connection refused"
+        return NetworkError(f"cannot reach {url}: {reason}", provider=provider)
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
+        return NetworkError(
+            f"connection to {url} broke: {exc or type(exc).__name__}", provider=provider
+        )
+    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
+        return NetworkError(f"bad URL {url}: {exc}", provider=provider)
+    return NetworkError(f"{type(exc).__name__} talking to {url}: {exc}", provider=provider)
+
+
+def send(req: HttpRequest, t: Timeouts = Timeouts(), provider: str | None = None) -> Response:
+    """A complete request/response (listings, non-streamed chat)."""
+    c = client()
+    try:
+        r = c.send(_build(c, req, t))
+        return Response(r.status_code, dict(r.headers), r.content)
+    except httpx.HTTPError as exc:
+        raise map_error(exc, req, t, provider) from None
+    except UnicodeError as exc:  # e.g. a non-ASCII header value
+        raise NetworkError(f"cannot encode request: {exc}", provider=provider) from None
+
+
+@contextmanager
+def stream(
+    req: HttpRequest, t: Timeouts = Timeouts(), provider: str | None = None
+) -> Iterator[StreamResponse]:
+    """Open a streamed response; its chunks iterator yields raw bytes as they arrive."""
+    c = client()
+    try:
+        r = c.send(_build(c, req, t), stream=True)
+    except httpx.HTTPError as exc:
+        raise map_error(exc, req, t, provider) from None
+    except UnicodeError as exc:
+        raise NetworkError(f"cannot encode request: {exc}", provider=provider) from None
+
+    def chunks() -> Iterator[bytes]:
+        try:
+            # No chunk_size: httpx would hold bytes back until a chunk fills. iter_bytes (not
+            # iter_raw) undoes gzip for us.
+            yield from r.iter_bytes()
+        except httpx.HTTPError as exc:
+            raise map_error(exc, req, t, provider) from None
+
+    try:
+        yield StreamResponse(r.status_code, dict(r.headers), chunks())
+    finally:
+        r.close()

@@ -1,0 +1,45 @@
+"""Access to ../shared/conformance: real recorded vendor traffic with expected readings."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFORMANCE_DIR = Path(
+    os.environ.get("CALLM_CONFORMANCE_DIR", ROOT.parent / "shared" / "conformance")
+)
+CASES_DIR = CONFORMANCE_DIR / "cases"
+
+
+@dataclass(frozen=True)
+class Interaction:
+    case_file: Path
+    index: int
+    provider: str  # folder name: openai, anthropic, gemini, ...
+    request: dict[str, Any]
+    response: dict[str, Any]  # {"status", "headers", "body"}
+    expect: dict[str, Any] | None
+
+    @property
+    def id(self) -> str:
+        return f"{self.provider}/{self.case_file.stem[:70]}#{self.index}"
+
+    @property
+    def body_bytes(self) -> bytes:
+        return self.response["body"].encode("utf-8")
+
+
+def interactions(wire: str | None = None) -> Iterator[Interaction]:
+    """Every recorded interaction (optionally only those whose expect.wire matches)."""
+    for path in sorted(CASES_DIR.glob("*/*.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        for i, it in enumerate(data["interactions"]):
+            exp = it.get("expect")
+            if wire is not None and (not exp or exp.get("wire") != wire):
+                continue
+            yield Interaction(path, i, path.parent.name, it["request"], it["response"], exp)
