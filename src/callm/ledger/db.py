@@ -1,0 +1,135 @@
+"""The data DB (SQLite, WAL): usage ledger, model cache, provider state.
+
+Many `callm chat` processes may write at once: WAL lets readers and one writer work together,
+and a generous busy timeout makes writers queue instead of failing with "database is locked".
+The schema is a list of migrations; `PRAGMA user_version` records how many have run.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+from callm.errors import CallmError
+from callm.paths import db_path
+
+BUSY_TIMEOUT_MS = 30_000
+
+# Append only. Each entry runs once, in order, inside one transaction.
+MIGRATIONS: list[str] = [
+    # 1: usage ledger, one row per chat call
+    """
+    CREATE TABLE usage (
+        id INTEGER PRIMARY KEY,
+        ts REAL NOT NULL,                 -- unix time the call started
+        provider TEXT NOT NULL,
+        model TEXT NOT NULL,
+        driver TEXT,
+        input_tokens INTEGER NOT NULL DEFAULT 0,
+        output_tokens INTEGER NOT NULL DEFAULT 0,
+        cache_read_tokens INTEGER NOT NULL DEFAULT 0,
+        cache_write_tokens INTEGER NOT NULL DEFAULT 0,
+        usage_source TEXT NOT NULL DEFAULT 'reported',   -- reported | estimated
+        cost_usd REAL,                    -- NULL when the price is unknown
+        price_source TEXT,
+        latency_ms INTEGER,
+        ttft_ms INTEGER,
+        outcome TEXT NOT NULL,            -- ok | error | interrupted | broken_stream | fallback
+        error_kind TEXT,
+        attempts INTEGER NOT NULL DEFAULT 1,
+        attempts_json TEXT,               -- [{provider, model, outcome, error_kind, latency_ms}]
+        prompt TEXT,                      -- only with log_prompts = true
+        reply TEXT                        -- only with log_prompts = true
+    );
+    CREATE INDEX usage_ts ON usage(ts);
+    CREATE INDEX usage_provider_ts ON usage(provider, ts);
+    CREATE INDEX usage_model_ts ON usage(model, ts);
+    """,
+    # 2: model cache filled by `models sync`
+    """
+    CREATE TABLE models (
+        provider TEXT NOT NULL,
+        id TEXT NOT NULL,
+        display_name TEXT,
+        context_window INTEGER,
+        max_output INTEGER,
+        price_input REAL,                 -- USD per million tokens; NULL = unknown
+        price_output REAL,
+        price_cached_input REAL,
+        price_source TEXT,
+        capabilities TEXT,                -- JSON list
+        extra TEXT,                       -- JSON object: what the vendor reported
+        synced_at REAL NOT NULL,
+        PRIMARY KEY (provider, id)
+    );
+    CREATE TABLE model_sync (
+        provider TEXT PRIMARY KEY,
+        synced_at REAL NOT NULL,
+        count INTEGER NOT NULL
+    );
+    """,
+    # 3: provider health: last verification, failure streak, cooldown
+    """
+    CREATE TABLE provider_state (
+        name TEXT PRIMARY KEY,
+        last_verified REAL,
+        last_verify_ok INTEGER,
+        failures INTEGER NOT NULL DEFAULT 0,
+        cooldown_until REAL,
+        cooldown_level INTEGER NOT NULL DEFAULT 0
+    );
+    """,
+]
+
+
+def connect(path: Path | None = None) -> sqlite3.Connection:
+    """Open (creating and migrating if needed) the data DB."""
+    path = path or db_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    except (OSError, sqlite3.Error) as exc:
+        raise CallmError(
+            f"cannot open the data DB {path}: {exc}",
+            hint="check permissions, or point CALLM_DATA_DIR somewhere writable",
+        ) from None
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        _enable_wal(conn)
+        conn.execute("PRAGMA synchronous = NORMAL")
+        migrate(conn)
+    except sqlite3.Error as exc:
+        conn.close()
+        raise CallmError(f"data DB {path} is not usable: {exc}") from None
+    return conn
+
+
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    # Switching to WAL needs a moment of exclusive access; retry briefly if others hold it.
+    for _ in range(50):
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            time.sleep(0.05)
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version >= len(MIGRATIONS):
+        return
+    conn.execute("BEGIN IMMEDIATE")  # one migrator at a time; others wait on busy_timeout
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        for i in range(version, len(MIGRATIONS)):
+            for stmt in MIGRATIONS[i].split(";"):
+                if stmt.strip():
+                    conn.execute(stmt)
+        conn.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
