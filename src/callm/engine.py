@@ -1,0 +1,387 @@
+"""One chat call end to end: resolve the chain of models, call each with retries, stream
+events to a sink, and record exactly one usage row whatever happens.
+
+Layers: this module calls drivers (sans-IO), transport (HTTP), secrets/endpoints (keys),
+pricing and the ledger. It knows nothing about terminals: the CLI passes a sink.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from callm.drivers import get_driver
+from callm.drivers.base import StreamAccumulator
+from callm.endpoints import Target, endpoint, resolve_target
+from callm.errors import (
+    BadResponseError,
+    CallmError,
+    StreamError,
+)
+from callm.retry import RetryPolicy, should_fall_back, wait_before_retry
+from callm.types import (
+    ChatRequest,
+    ChatResult,
+    Finished,
+    Message,
+    ReasoningDelta,
+    StreamEvent,
+    TextDelta,
+    Usage,
+)
+
+if TYPE_CHECKING:
+    from callm.config.schema import Config
+    from callm.types import Price
+
+Sink = Callable[[StreamEvent], None]
+Notice = Callable[[str], None]
+
+
+@dataclass
+class CallSpec:
+    """What `callm chat` asks for, before any model is resolved."""
+
+    model: str | None
+    messages: list[Message]
+    system: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    stream: bool = True
+    options: dict[str, Any] = field(default_factory=dict)
+    fallbacks: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Attempt:
+    provider: str
+    model: str
+    outcome: str  # ok | error | skipped
+    error_kind: str | None = None
+    latency_ms: int | None = None
+    tries: int = 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "model": f"{self.provider}/{self.model}",
+            "outcome": self.outcome,
+            "error_kind": self.error_kind,
+            "latency_ms": self.latency_ms,
+            "tries": self.tries,
+        }
+
+
+@dataclass
+class CallOutcome:
+    target: Target | None = None
+    result: ChatResult = field(default_factory=ChatResult)
+    usage: Usage = field(default_factory=Usage)
+    usage_source: str = "reported"
+    cost_usd: float | None = None
+    price: Price | None = None
+    latency_ms: int = 0
+    ttft_ms: int | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+    error: CallmError | None = None
+    interrupted: bool = False
+    text_shown: bool = False  # some text reached the sink
+
+    @property
+    def outcome(self) -> str:
+        if self.interrupted:
+            return "interrupted"
+        if self.error is None:
+            return "fallback" if len(self.attempts) > 1 else "ok"
+        if isinstance(self.error, StreamError):
+            return "broken_stream"
+        return "error"
+
+
+class _Watch:
+    """Wraps the sink: timing of the first token, and whether any text was shown."""
+
+    __slots__ = ("sink", "start", "first", "shown")
+
+    def __init__(self, sink: Sink, start: float) -> None:
+        self.sink = sink
+        self.start = start
+        self.first: float | None = None
+        self.shown = False
+
+    def __call__(self, ev: StreamEvent) -> None:
+        if not self.shown and type(ev) in (TextDelta, ReasoningDelta):
+            self.shown = True
+            self.first = time.monotonic()
+        self.sink(ev)
+
+
+def call(cfg: Config, spec: CallSpec, sink: Sink, notice: Notice) -> CallOutcome:
+    """Run the call with retries and fallbacks. Never raises CallmError: the outcome carries
+    it. KeyboardInterrupt is recorded and re-raised."""
+    out = CallOutcome()
+    start = time.monotonic()
+    started_at = time.time()
+    try:
+        chain = _chain(cfg, spec)  # usage errors (unknown model...) surface before any call
+        out.target = chain[0]
+        _run_chain(cfg, spec, chain, sink, notice, out, start)
+    except CallmError as exc:
+        out.error = exc
+    except BaseException:  # Ctrl-C, or the reader of our output went away
+        out.interrupted = True
+        raise
+    finally:
+        out.latency_ms = int((time.monotonic() - start) * 1000)
+        if out.target is not None:
+            _settle_usage(cfg, spec, out)
+            _record(cfg, spec, out, started_at)
+    return out
+
+
+def _chain(cfg: Config, spec: CallSpec) -> list[Target]:
+    first = resolve_target(cfg, spec.model)
+    names = list(spec.fallbacks)
+    for key in (spec.model, first.label):
+        if key and key in cfg.fallbacks:
+            names += [n for n in cfg.fallbacks[key] if n not in names]
+    chain = [first]
+    for n in names:
+        t = resolve_target(cfg, n)
+        if t.label not in {c.label for c in chain}:
+            chain.append(t)
+    return chain
+
+
+def _run_chain(
+    cfg: Config,
+    spec: CallSpec,
+    chain: list[Target],
+    sink: Sink,
+    notice: Notice,
+    out: CallOutcome,
+    start: float,
+) -> None:
+    from callm import cooldown
+
+    policy = RetryPolicy.from_config(cfg.retry)
+    usable = cooldown.filter_chain(chain, notice)
+    last_error: CallmError | None = None
+    for i, target in enumerate(usable):
+        out.target = target
+        if i > 0 and last_error is not None:
+            notice(f"{usable[i - 1].label} failed ({last_error.kind}); falling back to {target.label}")
+        attempt = Attempt(target.provider, target.model, "ok")
+        out.attempts.append(attempt)
+        t0 = time.monotonic()
+        try:
+            _call_with_retries(target, spec, sink, notice, out, policy, attempt, start)
+        except CallmError as exc:
+            attempt.outcome, attempt.error_kind = "error", exc.kind
+            attempt.latency_ms = int((time.monotonic() - t0) * 1000)
+            cooldown.record_result(target.provider, exc, policy)
+            last_error = exc
+            if out.text_shown or not should_fall_back(exc) or i == len(usable) - 1:
+                raise
+            continue
+        attempt.latency_ms = int((time.monotonic() - t0) * 1000)
+        cooldown.record_result(target.provider, None, policy)
+        return
+
+
+def _call_with_retries(
+    target: Target,
+    spec: CallSpec,
+    sink: Sink,
+    notice: Notice,
+    out: CallOutcome,
+    policy: RetryPolicy,
+    attempt: Attempt,
+    start: float,
+) -> None:
+    ep = endpoint(target.provider, target.config)  # MissingKeyError: not retried
+    driver = get_driver(target.config.driver)
+    request = ChatRequest(
+        model=target.model,
+        messages=tuple(spec.messages),
+        system=spec.system,
+        temperature=spec.temperature,
+        max_tokens=spec.max_tokens,
+        stream=spec.stream,
+        options=spec.options,
+    )
+    for n in range(1, policy.attempts + 1):
+        attempt.tries = n
+        watch = _Watch(sink, start)
+        acc = StreamAccumulator()
+        try:
+            _one_call(driver, ep, request, acc, watch)
+            out.result = acc.finish()
+            _note_first_token(out, watch, start)
+            return
+        except CallmError as exc:
+            out.result = acc.finish()
+            _note_first_token(out, watch, start)
+            if watch.shown:
+                out.text_shown = True
+                if not isinstance(exc, StreamError):
+                    exc = StreamError(exc.message, partial=acc.text, cause=exc)
+            _label(exc, target)
+            if watch.shown or n == policy.attempts or not _retryable(exc):
+                raise exc from None
+            wait = wait_before_retry(exc, n, policy)
+            notice(
+                f"{_verb(exc)} by {target.provider}, retrying in {wait:.1f} s "
+                f"(attempt {n + 1}/{policy.attempts})"
+            )
+            time.sleep(wait)
+
+
+def _retryable(exc: CallmError) -> bool:
+    if isinstance(exc, StreamError):
+        return exc.cause is not None and exc.cause.retryable
+    return exc.retryable
+
+
+def _verb(exc: CallmError) -> str:
+    cause = exc.cause if isinstance(exc, StreamError) and exc.cause else exc
+    return {
+        "rate_limit": "rate-limited",
+        "overloaded": "overloaded",
+        "timeout": "timed out",
+        "network": "network error",
+    }.get(cause.kind, "server error")
+
+
+def _label(exc: CallmError, target: Target) -> None:
+    exc.provider = exc.provider or target.provider
+    exc.model = exc.model or target.model
+
+
+def _note_first_token(out: CallOutcome, watch: _Watch, start: float) -> None:
+    if watch.first is not None and out.ttft_ms is None:
+        out.ttft_ms = int((watch.first - start) * 1000)
+
+
+def _one_call(driver: Any, ep: Any, request: ChatRequest, acc: StreamAccumulator, sink: Sink) -> None:
+    """A single HTTP exchange (or a sim run), events into acc and sink."""
+
+    def emit(events: list[StreamEvent]) -> None:
+        for ev in events:
+            acc.add(ev)
+            sink(ev)
+
+    if getattr(driver, "local", False):
+        try:
+            for ev in driver.run(ep, request):
+                acc.add(ev)
+                sink(ev)
+        except CallmError as exc:
+            if acc.text:
+                raise StreamError(exc.message, partial=acc.text, cause=exc) from None
+            raise
+        _check_finished(acc)
+        return
+
+    from callm import transport
+
+    req = driver.chat_request(ep, request)
+    timeouts = transport.Timeouts(connect=min(ep.timeout, 10.0), read=ep.timeout)
+    if not request.stream:
+        resp = transport.send(req, timeouts, ep.name)
+        if resp.status >= 300:
+            raise driver.parse_error(resp.status, resp.headers, resp.body)
+        emit(driver.parse_response(resp.body))
+        _check_finished(acc)
+        return
+    with transport.stream(req, timeouts, ep.name) as resp:
+        if resp.status >= 300:
+            raise driver.parse_error(resp.status, resp.headers, resp.read_all())
+        parser = driver.stream_parser()
+        try:
+            for chunk in resp.chunks:
+                emit(parser.feed(chunk))
+            emit(parser.close())
+        except CallmError as exc:
+            # an error after the 200: the vendor's in-stream error or a dropped connection
+            raise StreamError(exc.message, partial=acc.text, cause=exc) from None
+    _check_finished(acc)
+
+
+def _check_finished(acc: StreamAccumulator) -> None:
+    if acc.result.finish_reason is None:
+        if acc.text:
+            raise StreamError(
+                "the stream ended before the reply was complete", partial=acc.text,
+                cause=BadResponseError("truncated stream"),
+            )
+        if not acc._tools:  # a tool call alone is a complete answer
+            raise BadResponseError("the provider sent an empty reply")
+        acc.add(Finished("tool_call"))
+
+
+# ---- usage and cost -------------------------------------------------------------------------
+
+
+def _settle_usage(cfg: Config, spec: CallSpec, out: CallOutcome) -> None:
+    """Reported usage if the vendor sent it; otherwise an offline estimate, labelled so."""
+    from callm.pricing import cost, estimate_prompt_tokens, price_for
+
+    target = out.target
+    assert target is not None
+    if out.result.usage is not None:
+        out.usage, out.usage_source = out.result.usage, "reported"
+    else:
+        prompt = "\n".join(m.content for m in spec.messages) + (spec.system or "")
+        produced = out.result.text + out.result.reasoning
+        out.usage = Usage(
+            input_tokens=estimate_prompt_tokens(prompt) if out.attempts else 0,
+            output_tokens=estimate_prompt_tokens(produced) if produced else 0,
+        )
+        out.usage_source = "estimated"
+    try:
+        out.price = price_for(cfg, target.provider, target.model)
+        out.cost_usd = cost(out.usage, out.price)
+    except CallmError:
+        out.price, out.cost_usd = None, None
+
+
+def _record(cfg: Config, spec: CallSpec, out: CallOutcome, started_at: float) -> None:
+    from callm.ledger.usage import UsageRow, record
+
+    t = out.target
+    assert t is not None
+    err = out.error
+    kind = None if err is None else err.kind
+    if out.interrupted:
+        kind = "interrupted"
+    row = UsageRow(
+        ts=started_at,
+        provider=t.provider,
+        model=t.model,
+        driver=t.config.driver,
+        input_tokens=out.usage.input_tokens,
+        output_tokens=out.usage.output_tokens,
+        cache_read_tokens=out.usage.cache_read_tokens,
+        cache_write_tokens=out.usage.cache_write_tokens,
+        usage_source=out.usage_source,
+        cost_usd=out.cost_usd,
+        price_source=out.price.source if out.price else None,
+        latency_ms=out.latency_ms,
+        ttft_ms=out.ttft_ms,
+        outcome=out.outcome,
+        error_kind=kind,
+        attempts=max(1, sum(a.tries for a in out.attempts)),
+        attempts_json=json.dumps([a.as_dict() for a in out.attempts]),
+        prompt=_prompt_text(spec) if cfg.log_prompts else None,
+        reply=out.result.text if cfg.log_prompts else None,
+    )
+    record(row)
+
+
+def _prompt_text(spec: CallSpec) -> str:
+    parts = [f"[system] {spec.system}"] if spec.system else []
+    parts += [f"[{m.role}] {m.content}" for m in spec.messages]
+    return "\n".join(parts)
