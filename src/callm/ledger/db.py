@@ -125,11 +125,25 @@ def migrate(conn: sqlite3.Connection) -> None:
     try:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         for i in range(version, len(MIGRATIONS)):
-            for stmt in MIGRATIONS[i].split(";"):
-                if stmt.strip():
-                    conn.execute(stmt)
+            for stmt in _statements(MIGRATIONS[i]):
+                conn.execute(stmt)
         conn.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements (a `;` inside a -- comment does not end one)."""
+    out: list[str] = []
+    buf = ""
+    for part in script.split(";"):
+        buf += part + ";"
+        if sqlite3.complete_statement(buf):
+            if buf.strip(" \n\t;"):
+                out.append(buf)
+            buf = ""
+    if buf.strip(" \n\t;"):
+        out.append(buf)
+    return out
