@@ -1,0 +1,306 @@
+"""Config: locating, loading, validating and atomically saving config.toml."""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from callm.config import store
+from callm.config.schema import Config, ProviderConfig
+from callm.errors import EXIT_USAGE, ConfigError
+from callm.paths import config_path, data_dir, db_path
+from conftest import Cli, IsolatedEnv
+
+GOOD = """\
+# my providers
+default_model = "sim/sim-small"
+
+[providers.lab]
+driver = "openai-compatible"
+base_url = "http://127.0.0.1:8000/v1"
+key = "none"
+"""
+
+
+# ---- locating ------------------------------------------------------------------------------
+
+
+def test_default_path_is_xdg(isolated_env: IsolatedEnv) -> None:
+    assert config_path() == isolated_env.config_path
+    assert data_dir() == isolated_env.data_dir
+    assert db_path() == isolated_env.data_dir / "callm.db"
+
+
+def test_callm_config_overrides_default(
+    isolated_env: IsolatedEnv, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("CALLM_CONFIG", str(tmp_path / "env.toml"))
+    assert config_path() == tmp_path / "env.toml"
+
+
+def test_flag_overrides_callm_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("CALLM_CONFIG", str(tmp_path / "env.toml"))
+    assert config_path(str(tmp_path / "flag.toml")) == tmp_path / "flag.toml"
+
+
+def test_callm_data_dir_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("CALLM_DATA_DIR", str(tmp_path / "d"))
+    assert db_path() == tmp_path / "d" / "callm.db"
+
+
+def test_cli_uses_config_flag_then_env_then_default(
+    cli: Cli, isolated_env: IsolatedEnv, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    flag, env = tmp_path / "flag.toml", tmp_path / "env.toml"
+    monkeypatch.setenv("CALLM_CONFIG", str(env))
+    assert (
+        cli("--config", str(flag), "providers", "add", "a", "--driver", "sim", "--no-verify").code
+        == 0
+    )
+    assert "[providers.a]" in flag.read_text()
+    assert not env.exists()
+
+    assert cli("providers", "add", "b", "--driver", "sim", "--no-verify").code == 0
+    assert "[providers.b]" in env.read_text()
+    assert not isolated_env.config_path.exists()
+
+    monkeypatch.delenv("CALLM_CONFIG")
+    assert cli("providers", "add", "c", "--driver", "sim", "--no-verify").code == 0
+    assert "[providers.c]" in isolated_env.config_path.read_text()
+
+
+def test_missing_config_is_empty_and_not_created(cli: Cli, isolated_env: IsolatedEnv) -> None:
+    res = cli("--json", "providers", "list")
+    assert res.code == 0, res.stderr
+    assert res.stdout.strip() == "[]"
+    assert not isolated_env.config_path.exists()
+
+
+# ---- loading and validating ----------------------------------------------------------------
+
+
+def test_load_good_config(isolated_env: IsolatedEnv) -> None:
+    cfg = store.load(isolated_env.write_config(GOOD))
+    assert cfg.default_model == "sim/sim-small"
+    assert cfg.providers["lab"].key == "none"
+    assert cfg.providers["lab"].timeout == 60
+
+
+def test_toml_syntax_error_names_file_line_and_column(isolated_env: IsolatedEnv) -> None:
+    path = isolated_env.write_config('default_model = "x"\n\n[providers.lab\ndriver = "sim"\n')
+    with pytest.raises(ConfigError) as info:
+        store.load(path)
+    msg = info.value.message
+    assert str(path) in msg
+    assert re.search(r"line 3\b", msg), msg
+    assert re.search(r"column \d+", msg), msg
+    assert info.value.exit_code == EXIT_USAGE
+
+
+def test_validation_error_names_the_field_path(isolated_env: IsolatedEnv) -> None:
+    path = isolated_env.write_config('[providers.lab]\ndriver = "sim"\ntimeout = -1\n')
+    with pytest.raises(ConfigError) as info:
+        store.load(path)
+    assert str(path) in info.value.message
+    assert "providers.lab.timeout" in info.value.message
+
+
+def test_wrong_type_names_the_field_path(isolated_env: IsolatedEnv) -> None:
+    path = isolated_env.write_config('[retry]\nattempts = "three"\n')
+    with pytest.raises(ConfigError, match=r"retry\.attempts"):
+        store.load(path)
+
+
+def test_unknown_driver_is_named(isolated_env: IsolatedEnv) -> None:
+    path = isolated_env.write_config('[providers.lab]\ndriver = "opneai"\n')
+    with pytest.raises(ConfigError, match=r"providers\.lab\.driver.*opneai"):
+        store.load(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ('defualt_model = "x"\n', "defualt_model"),
+        ('[providers.lab]\ndriver = "sim"\nbase_ulr = "http://x"\n', "providers.lab.base_ulr"),
+        ("[retry]\nattempt = 2\n", "retry.attempt"),
+        ("[providerz.lab]\n", "providerz"),
+    ],
+)
+def test_unknown_keys_are_rejected_by_name(isolated_env: IsolatedEnv, text: str, key: str) -> None:
+    path = isolated_env.write_config(text)
+    with pytest.raises(ConfigError) as info:
+        store.load(path)
+    assert f"unknown key '{key}'" in info.value.message
+
+
+def test_not_utf8_names_the_file(isolated_env: IsolatedEnv) -> None:
+    path = isolated_env.config_path
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b'default_model = "\xff"\n')
+    with pytest.raises(ConfigError, match=re.escape(str(path))):
+        store.load(path)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'default_model = "x"\n[providers.lab\n',  # TOML syntax
+        '[providers.lab]\ndriver = "sim"\nbogus = 1\n',  # unknown key
+        '[providers.lab]\ndriver = "sim"\ntimeout = "soon"\n',  # wrong type
+    ],
+    ids=["syntax", "unknown-key", "wrong-type"],
+)
+def test_cli_reports_broken_config_in_one_line_with_exit_2(
+    cli: Cli, isolated_env: IsolatedEnv, text: str
+) -> None:
+    isolated_env.write_config(text)
+    res = cli("providers", "list")
+    assert res.code == EXIT_USAGE
+    first, *rest = res.stderr.splitlines()
+    assert first.startswith("error: ") and str(isolated_env.config_path) in first
+    assert all(line.startswith("hint: ") for line in rest)
+    assert "Traceback" not in res.stderr
+
+
+# ---- a broken config is never overwritten --------------------------------------------------
+
+BROKEN = [
+    '[providers.lab]\ndriver = "sim"\n\n[providers.lab2\n',
+    '# keep me\n[providers.lab]\ndriver = "sim"\ntypo = true\n',
+]
+SAVING_COMMANDS = [
+    ["providers", "add", "openai", "--no-verify"],
+    ["providers", "add", "other", "--driver", "sim", "--force", "--no-verify"],
+    ["providers", "enable", "lab"],
+    ["providers", "disable", "lab"],
+    ["providers", "remove", "lab", "--yes"],
+]
+
+
+@pytest.mark.parametrize("text", BROKEN, ids=["syntax", "schema"])
+@pytest.mark.parametrize("args", SAVING_COMMANDS, ids=lambda a: " ".join(a[1:3]))
+def test_broken_config_is_never_overwritten(
+    cli: Cli, isolated_env: IsolatedEnv, text: str, args: list[str]
+) -> None:
+    path = isolated_env.write_config(text)
+    before = path.read_bytes()
+    res = cli(*args)
+    assert res.code == EXIT_USAGE, res.output
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in path.parent.iterdir()) == ["config.toml"]
+
+
+def test_set_key_on_broken_config_leaves_file_and_keychain_alone(
+    cli: Cli, isolated_env: IsolatedEnv
+) -> None:
+    path = isolated_env.write_config(BROKEN[1])
+    before = path.read_bytes()
+    res = cli("providers", "set-key", "lab", "--key-stdin", stdin="fake-key-for-tests-0001\n")
+    assert res.code == EXIT_USAGE
+    assert path.read_bytes() == before
+    assert not isolated_env.keyring_file.exists()
+
+
+# ---- saving --------------------------------------------------------------------------------
+
+
+def _sample() -> Config:
+    return Config(
+        default_model="lab/m",
+        providers={
+            "lab": ProviderConfig(
+                driver="openai-compatible",
+                base_url="http://127.0.0.1:8000/v1",
+                key="none",
+                headers={"X-Team": "a"},
+                models=["m", "n"],
+            )
+        },
+    )
+
+
+def test_save_round_trips_and_leaves_defaults_out(isolated_env: IsolatedEnv) -> None:
+    path = isolated_env.config_path
+    store.save(path, _sample())
+    assert store.load(path) == _sample()
+    text = path.read_text()
+    assert "timeout" not in text and "enabled" not in text and "retry" not in text
+
+
+def test_new_config_is_private(isolated_env: IsolatedEnv) -> None:
+    path = isolated_env.config_path
+    store.save(path, _sample())
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_save_keeps_existing_permissions(isolated_env: IsolatedEnv) -> None:
+    path = isolated_env.write_config(GOOD)
+    path.chmod(0o640)
+    store.save(path, _sample())
+    assert path.stat().st_mode & 0o777 == 0o640
+
+
+@pytest.mark.parametrize("fail_at", ["replace", "fsync", "write"])
+def test_failed_save_keeps_old_config_and_leaves_no_temp_file(
+    isolated_env: IsolatedEnv, monkeypatch: pytest.MonkeyPatch, fail_at: str
+) -> None:
+    path = isolated_env.write_config(GOOD)
+    before = path.read_bytes()
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    if fail_at == "write":
+        real_fdopen = os.fdopen
+
+        def fdopen(*args: object, **kwargs: object) -> object:
+            fh = real_fdopen(*args, **kwargs)  # type: ignore[call-overload]
+            fh.write = disk_full
+            return fh
+
+        monkeypatch.setattr(os, "fdopen", fdopen)
+    else:
+        monkeypatch.setattr(os, fail_at, disk_full)
+    with pytest.raises(ConfigError) as info:
+        store.save(path, _sample())
+    monkeypatch.undo()
+    assert "No space left" in info.value.message
+    assert "unchanged" in info.value.message
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in path.parent.iterdir()) == ["config.toml"]
+
+
+def test_failed_save_through_cli_exits_cleanly(
+    cli: Cli, isolated_env: IsolatedEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = isolated_env.write_config(GOOD)
+    before = path.read_bytes()
+
+    def disk_full(*args: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", disk_full)
+    res = cli("providers", "disable", "lab")
+    assert res.code != 0
+    assert res.stderr.startswith("error: could not save")
+    assert "Traceback" not in res.stderr
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in path.parent.iterdir()) == ["config.toml"]
+
+
+def test_save_creates_missing_directories(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / "config.toml"
+    store.save(path, _sample())
+    assert store.load(path) == _sample()
+
+
+def test_config_file_holds_no_secret_fields() -> None:
+    """The schema has no field a key could be stored in."""
+    fields = set(ProviderConfig.model_fields) | set(Config.model_fields)
+    assert not {"api_key", "secret", "token", "password"} & fields
+    with pytest.raises(ValueError, match="api_key"):
+        ProviderConfig.model_validate({"driver": "sim", "api_key": "fake-key-for-tests-0002"})
