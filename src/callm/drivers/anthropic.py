@@ -13,8 +13,8 @@ from callm.errors import AuthError, CallmError, NotFoundError, OverloadedError
 from callm.types import (
     ChatRequest,
     Endpoint,
-    FinishReason,
     Finished,
+    FinishReason,
     HttpRequest,
     Message,
     ModelInfo,
@@ -90,22 +90,46 @@ def _error(
     return error_from_http(status, msg, code=etype, headers=headers)
 
 
+def _with_user_headers(headers: dict[str, str], user: Mapping[str, str]) -> dict[str, str]:
+    """The provider's configured headers win, whatever their letter case."""
+    if user:
+        lower = {k.lower() for k in user}
+        headers = {k: v for k, v in headers.items() if k.lower() not in lower}
+        headers.update(user)
+    return headers
+
+
 class AnthropicStreamParser:
-    __slots__ = ("_sse", "_raw_usage", "_tool_index")
+    __slots__ = ("_error", "_raw_usage", "_sse", "_tool_index")
 
     def __init__(self) -> None:
         self._sse = SSEDecoder()
         self._raw_usage: dict[str, int] = {}
         self._tool_index: dict[int, int] = {}  # content block index -> tool call ordinal
+        self._error: CallmError | None = None
 
     def feed(self, data: bytes) -> list[StreamEvent]:
+        if self._error:
+            raise self._error
         return self._handle(self._sse.feed(data))
 
     def close(self) -> list[StreamEvent]:
+        if self._error:
+            raise self._error
         return self._handle(self._sse.close())
 
     def _handle(self, frames: list[tuple[str | None, bytes]]) -> list[StreamEvent]:
         out: list[StreamEvent] = []
+        try:
+            self._frames(frames, out)
+        except CallmError as exc:
+            if not out:
+                raise
+            # Hand over the events that came before the error first; raise on the next call.
+            self._error = exc
+        return out
+
+    def _frames(self, frames: list[tuple[str | None, bytes]], out: list[StreamEvent]) -> None:
         for event, data in frames:
             if event == "ping" or not data:
                 continue
@@ -128,7 +152,6 @@ class AnthropicStreamParser:
             elif t == "error":
                 raise _error(obj.get("error"), 200, fallback=data.decode("utf-8", "replace"))
             # ping, content_block_stop, message_stop and future event types carry nothing
-        return out
 
     def _delta(self, obj: dict[str, Any], out: list[StreamEvent]) -> None:
         delta = obj.get("delta") or {}
@@ -201,11 +224,10 @@ class AnthropicDriver:
     local = False
 
     def _headers(self, ep: Endpoint) -> dict[str, str]:
-        headers = {"content-type": "application/json", "anthropic-version": API_VERSION}
+        headers = {"Content-Type": "application/json", "anthropic-version": API_VERSION}
         if ep.key:
             headers["x-api-key"] = ep.key
-        headers.update(ep.headers)
-        return headers
+        return _with_user_headers(headers, ep.headers)
 
     def chat_request(self, ep: Endpoint, req: ChatRequest) -> HttpRequest:
         system, messages = _split_system(req)
@@ -272,7 +294,7 @@ class AnthropicDriver:
         if page_token:
             url += "&after_id=" + quote(page_token, safe="")
         headers = self._headers(ep)
-        headers.pop("content-type", None)
+        headers.pop("Content-Type", None)
         return HttpRequest("GET", url, headers)
 
     def parse_models(self, ep: Endpoint, body: bytes) -> tuple[list[ModelInfo], str | None]:
