@@ -19,8 +19,10 @@ SERVICE = "callm"
 _T = TypeVar("_T")
 _known_keys: set[str] = set()
 
-# Shapes of well-known vendor keys, scrubbed even if this process never loaded them.
+# Shapes of well-known vendor keys, scrubbed even if this process never loaded them. A key
+# starts a word: "disk-space-exhausted-on-volume" is not an "sk-" key.
 _KEY_PATTERNS = re.compile(
+    r"(?<![A-Za-z0-9])"
     r"(sk-(?:proj-|ant-(?:api\d\d-)?|or-v1-)?[A-Za-z0-9_\-]{16,}|AIza[0-9A-Za-z_\-]{30,}"
     r"|gsk_[A-Za-z0-9]{20,}|xai-[A-Za-z0-9]{20,})"
 )
@@ -86,6 +88,8 @@ def _with_timeout(fn: Callable[[], _T], what: str) -> _T:
         )
     if "error" in box:
         exc = box["error"]
+        if isinstance(exc, KeychainError):  # already says what happened (e.g. no backend)
+            raise exc
         raise KeychainError(
             f"the OS keychain failed while {what}: {type(exc).__name__}: {exc}",
             hint="set the key in an environment variable instead (key_env)",
@@ -102,7 +106,7 @@ def _backend() -> object:
     if isinstance(kr, fail.Keyring) or "null" in name.lower():
         raise KeychainError(
             "no OS keychain is available here",
-            hint="set key_env = \"VAR\" for the provider, or CALLM_<NAME>_API_KEY",
+            hint='set key_env = "VAR" for the provider, or CALLM_<NAME>_API_KEY',
         )
     return kr
 
@@ -127,7 +131,7 @@ def keychain_set(provider: str, key: str) -> None:
     if _with_timeout(put, "storing a key") != key:
         raise KeychainError(
             "the OS keychain accepted the key but did not keep it",
-            hint="set key_env = \"VAR\" for the provider instead",
+            hint='set key_env = "VAR" for the provider instead',
         )
 
 
