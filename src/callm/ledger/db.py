@@ -16,6 +16,27 @@ from callm.paths import db_path
 
 BUSY_TIMEOUT_MS = 30_000
 
+# The latency bucket of the daily usage rollup (migration 4): exact below 50 ms, then steps of
+# at most ~5%, so p50/p95 from the rollup are exact for small ledgers and within a bucket for
+# big ones. Integer arithmetic only (no SQLite math functions, which builds may lack).
+# Frozen: migration 4 is built from it; a different bucketing needs a new migration.
+LAT_BUCKET_SQL = """CASE
+        WHEN {l} IS NULL OR {l} < 0 THEN -1
+        WHEN {l} < 50 THEN {l}
+        WHEN {l} < 100 THEN {l} - {l} % 2
+        WHEN {l} < 200 THEN {l} - {l} % 5
+        WHEN {l} < 500 THEN {l} - {l} % 10
+        WHEN {l} < 1000 THEN {l} - {l} % 25
+        WHEN {l} < 2000 THEN {l} - {l} % 50
+        WHEN {l} < 5000 THEN {l} - {l} % 100
+        WHEN {l} < 10000 THEN {l} - {l} % 250
+        WHEN {l} < 20000 THEN {l} - {l} % 500
+        WHEN {l} < 50000 THEN {l} - {l} % 1000
+        WHEN {l} < 100000 THEN {l} - {l} % 2500
+        WHEN {l} < 200000 THEN {l} - {l} % 5000
+        WHEN {l} < 500000 THEN {l} - {l} % 10000
+        ELSE {l} - {l} % 25000 END"""
+
 # Append only. Each entry runs once, in order, inside one transaction.
 MIGRATIONS: list[str] = [
     # 1: usage ledger, one row per chat call
@@ -79,6 +100,61 @@ MIGRATIONS: list[str] = [
         cooldown_until REAL,
         cooldown_level INTEGER NOT NULL DEFAULT 0
     );
+    """,
+    # 4: usage rollup per (provider, model, latency bucket, local day), kept by triggers, so
+    #    `usage report` reads ~100 rows per model-day instead of every call (1M rows < 0.5 s)
+    f"""
+    CREATE TABLE usage_daily (
+        provider TEXT NOT NULL,
+        model TEXT NOT NULL,
+        lat_bucket INTEGER NOT NULL,      -- LAT_BUCKET_SQL of latency_ms; -1 = unknown
+        day TEXT NOT NULL,                -- date(ts, 'unixepoch', 'localtime')
+        requests INTEGER NOT NULL,
+        failures INTEGER NOT NULL,        -- outcome != 'ok'
+        input_tokens INTEGER NOT NULL,
+        output_tokens INTEGER NOT NULL,
+        cost_usd REAL NOT NULL,           -- sum over the priced rows
+        unpriced INTEGER NOT NULL,        -- rows with cost_usd NULL
+        lat_min INTEGER,
+        lat_max INTEGER,
+        PRIMARY KEY (provider, model, lat_bucket, day)
+    ) WITHOUT ROWID;
+    CREATE TRIGGER usage_daily_insert AFTER INSERT ON usage BEGIN
+        INSERT INTO usage_daily VALUES (
+            NEW.provider, NEW.model, {LAT_BUCKET_SQL.format(l="NEW.latency_ms")},
+            date(NEW.ts, 'unixepoch', 'localtime'), 1, NEW.outcome != 'ok', NEW.input_tokens,
+            NEW.output_tokens, coalesce(NEW.cost_usd, 0), NEW.cost_usd IS NULL,
+            NEW.latency_ms, NEW.latency_ms)
+        ON CONFLICT (provider, model, lat_bucket, day) DO UPDATE SET
+            requests = requests + 1,
+            failures = failures + excluded.failures,
+            input_tokens = input_tokens + excluded.input_tokens,
+            output_tokens = output_tokens + excluded.output_tokens,
+            cost_usd = cost_usd + excluded.cost_usd,
+            unpriced = unpriced + excluded.unpriced,
+            lat_min = min(lat_min, excluded.lat_min),
+            lat_max = max(lat_max, excluded.lat_max);
+    END;
+    CREATE TRIGGER usage_daily_delete AFTER DELETE ON usage BEGIN
+        UPDATE usage_daily SET
+            requests = requests - 1,
+            failures = failures - (OLD.outcome != 'ok'),
+            input_tokens = input_tokens - OLD.input_tokens,
+            output_tokens = output_tokens - OLD.output_tokens,
+            cost_usd = cost_usd - coalesce(OLD.cost_usd, 0),
+            unpriced = unpriced - (OLD.cost_usd IS NULL)
+        WHERE provider = OLD.provider AND model = OLD.model
+            AND lat_bucket = {LAT_BUCKET_SQL.format(l="OLD.latency_ms")}
+            AND day = date(OLD.ts, 'unixepoch', 'localtime');
+        DELETE FROM usage_daily WHERE requests <= 0 AND provider = OLD.provider
+            AND model = OLD.model AND day = date(OLD.ts, 'unixepoch', 'localtime');
+    END;
+    INSERT INTO usage_daily
+        SELECT provider, model, {LAT_BUCKET_SQL.format(l="latency_ms")},
+            date(ts, 'unixepoch', 'localtime'), count(*), sum(outcome != 'ok'),
+            sum(input_tokens), sum(output_tokens), total(cost_usd), sum(cost_usd IS NULL),
+            min(latency_ms), max(latency_ms)
+        FROM usage GROUP BY 1, 2, 3, 4;
     """,
 ]
 
