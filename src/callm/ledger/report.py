@@ -1,0 +1,274 @@
+"""`usage report`: totals per provider, model or day, aggregated in SQL.
+
+Whole local days come from the `usage_daily` rollup (kept by triggers, see ledger/db.py); the
+partial days at the edges of a --since/--until range come from the `usage` rows themselves
+(ts index). Both give the same shape, one row per (group, latency bucket), merged here.
+Latency percentiles are nearest-rank over those buckets: exact while a bucket holds one distinct
+latency (small ledgers), otherwise interpolated between the bucket's min and max (~5% wide).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from callm.errors import UsageError
+
+BY = ("provider", "model", "day")
+FIELDS = (
+    "requests",
+    "failures",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "unpriced_requests",
+    "p50_latency_ms",
+    "p95_latency_ms",
+)
+_REL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([hdw])\s*$", re.IGNORECASE)
+_UNIT = {"h": 3600, "d": 86400, "w": 7 * 86400}
+
+# ---- dates ----------------------------------------------------------------------------------
+
+
+def parse_when(text: str, *, until: bool = False, now: float | None = None) -> float:
+    """`7d`, `24h`, `2w` (ago), `today`, `yesterday`, `2026-11-01` (local midnight) or an ISO
+    datetime -> unix time. With until=True the result is an exclusive upper bound: a bare date
+    means the end of that day, a datetime includes that instant."""
+    now = time.time() if now is None else now
+    s = text.strip()
+    m = _REL.match(s)
+    if m:
+        return now - float(m.group(1)) * _UNIT[m.group(2).lower()]
+    low = s.lower()
+    if low in ("today", "yesterday"):
+        d = date.fromtimestamp(now) - timedelta(days=low == "yesterday")
+        return day_start(d + timedelta(days=1) if until else d)
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", s):
+        try:
+            d = date.fromisoformat(s)
+        except ValueError:
+            raise _bad(text, until) from None
+        return day_start(d + timedelta(days=1) if until else d)
+    try:
+        dt = datetime.fromisoformat(s[:-1] + "+00:00" if s[-1:] in "zZ" else s)
+    except ValueError:
+        raise _bad(text, until) from None
+    ts = dt.timestamp()  # naive = local time
+    return math.nextafter(ts, math.inf) if until else ts
+
+
+def _bad(text: str, until: bool) -> UsageError:
+    flag = "--until" if until else "--since"
+    return UsageError(
+        f"{flag} {text!r} is not a date: use 7d, 24h, 2w, today, 2026-11-01 or 2026-11-01T09:30"
+    )
+
+
+def day_start(d: date) -> float:
+    """Unix time of local midnight starting day d."""
+    return time.mktime((d.year, d.month, d.day, 0, 0, 0, 0, 0, -1))
+
+
+def _day(ts: float) -> date:
+    return date.fromtimestamp(ts)
+
+
+def plan(
+    since: float | None, until: float | None
+) -> tuple[tuple[str | None, str | None] | None, list[tuple[float | None, float | None]]]:
+    """Split [since, until) into whole local days (for the rollup; None = open end) and
+    partial-day ranges (for the raw rows). Returns (days or None, raw ranges)."""
+    raw: list[tuple[float | None, float | None]] = []
+    lo = hi = None
+    if since is not None:
+        d0 = _day(since)
+        if day_start(d0) != since:
+            d0 += timedelta(days=1)
+            raw.append((since, day_start(d0)))
+        lo = d0
+    if until is not None:
+        d1 = _day(until)
+        if day_start(d1) != until:
+            raw.append((day_start(d1), until))
+        hi = d1 - timedelta(days=1)
+    if lo is not None and hi is not None and lo > hi:  # no whole day inside: one raw range
+        return None, [(since, until)]
+    days = (lo.isoformat() if lo else None, hi.isoformat() if hi else None)
+    return days, raw
+
+
+# ---- the report -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Acc:
+    requests: int = 0
+    failures: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float = 0.0
+    unpriced: int = 0
+    lat: dict[int, list[int]] = field(default_factory=dict)  # bucket -> [n, min, max]
+
+    def add(self, row: tuple[Any, ...]) -> None:
+        bucket, n, fails, tin, tout, cost, unpriced, lmin, lmax = row
+        self.requests += n
+        self.failures += fails or 0
+        self.input_tokens += tin or 0
+        self.output_tokens += tout or 0
+        self.cost += cost or 0.0
+        self.unpriced += unpriced or 0
+        if bucket is not None and bucket >= 0 and lmin is not None:
+            self._lat(bucket, n, lmin, lmax)
+
+    def _lat(self, bucket: int, n: int, lmin: int, lmax: int) -> None:
+        b = self.lat.get(bucket)
+        if b is None:
+            self.lat[bucket] = [n, lmin, lmax]
+        else:
+            b[0] += n
+            b[1] = min(b[1], lmin)
+            b[2] = max(b[2], lmax)
+
+    def merge(self, other: _Acc) -> None:
+        self.requests += other.requests
+        self.failures += other.failures
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.cost += other.cost
+        self.unpriced += other.unpriced
+        for bucket, (n, lmin, lmax) in other.lat.items():
+            self._lat(bucket, n, lmin, lmax)
+
+    def result(self) -> dict[str, Any]:
+        priced = self.requests - self.unpriced
+        return {
+            "requests": self.requests,
+            "failures": self.failures,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            # the sum over priced requests; None when every request had an unknown price
+            "cost_usd": round(self.cost, 10) if priced or not self.requests else None,
+            "unpriced_requests": self.unpriced,
+            "p50_latency_ms": percentile(self.lat, 0.50),
+            "p95_latency_ms": percentile(self.lat, 0.95),
+        }
+
+
+def percentile(hist: dict[int, list[int]], q: float) -> int | None:
+    """Nearest-rank percentile over latency buckets {bucket: [n, min, max]}."""
+    total = sum(b[0] for b in hist.values())
+    if not total:
+        return None
+    rank = max(1, math.ceil(q * total - 1e-9))
+    seen = 0
+    for bucket in sorted(hist):
+        n, lmin, lmax = hist[bucket]
+        if seen + n >= rank:
+            if n == 1 or lmin == lmax:
+                return int(lmin)
+            return round(lmin + (lmax - lmin) * (rank - seen - 1) / (n - 1))
+        seen += n
+    return None  # pragma: no cover - rank <= total
+
+
+_ROLLUP_KEY = {
+    "provider": ("provider", "provider"),
+    "model": ("provider || '/' || model", "provider, model"),
+    "day": ("day", "day"),
+}
+_RAW_KEY = {
+    "provider": "provider",
+    "model": "provider || '/' || model",
+    "day": "date(ts, 'unixepoch', 'localtime')",
+}
+
+
+def report(
+    *,
+    since: float | None = None,
+    until: float | None = None,
+    by: str = "model",
+    provider: str | None = None,
+    path: Path | None = None,
+) -> dict[str, Any]:
+    """{"groups": [{"key", ...FIELDS}], "totals": {...FIELDS}} for calls in [since, until)."""
+    if by not in BY:
+        raise UsageError(f"--by {by!r}: use one of {', '.join(BY)}")
+    if since is not None and until is not None and since >= until:
+        raise UsageError("--since is not before --until")
+    from callm.paths import db_path
+
+    db = path or db_path()
+    groups: dict[str, _Acc] = {}
+    if db.exists():
+        for key, *row in _rows(db, since, until, by, provider):
+            groups.setdefault(key, _Acc()).add(tuple(row))
+    total = _Acc()
+    for acc in groups.values():
+        total.merge(acc)
+    out = [{"key": k, **acc.result()} for k, acc in groups.items()]
+    if by == "day":
+        out.sort(key=lambda g: g["key"])
+    else:
+        out.sort(key=lambda g: (-(g["cost_usd"] or 0.0), -g["requests"], g["key"]))
+    return {"groups": out, "totals": total.result()}
+
+
+def _rows(
+    db: Path, since: float | None, until: float | None, by: str, provider: str | None
+) -> list[tuple[Any, ...]]:
+    from callm.ledger.db import LAT_BUCKET_SQL, connect
+
+    days, raw = plan(since, until)
+    conn = connect(db)
+    try:
+        rows: list[tuple[Any, ...]] = []
+        if days is not None:
+            key, group = _ROLLUP_KEY[by]
+            where, args = _where(provider, [("day >= ?", days[0]), ("day <= ?", days[1])])
+            rows += conn.execute(
+                f"SELECT {key}, lat_bucket, sum(requests), sum(failures), sum(input_tokens),"
+                f" sum(output_tokens), sum(cost_usd), sum(unpriced), min(lat_min), max(lat_max)"
+                f" FROM usage_daily{where} GROUP BY {group}, lat_bucket",
+                args,
+            ).fetchall()
+        for lo, hi in raw:
+            where, args = _where(provider, [("ts >= ?", lo), ("ts < ?", hi)])
+            rows += conn.execute(
+                f"SELECT {_RAW_KEY[by]}, {LAT_BUCKET_SQL.format(l='latency_ms')}, count(*),"
+                f" sum(outcome != 'ok'), sum(input_tokens), sum(output_tokens), total(cost_usd),"
+                f" sum(cost_usd IS NULL), min(latency_ms), max(latency_ms)"
+                f" FROM usage{where} GROUP BY 1, 2",
+                args,
+            ).fetchall()
+        return rows
+    finally:
+        conn.close()
+
+
+def _where(provider: str | None, conds: list[tuple[str, Any]]) -> tuple[str, list[Any]]:
+    parts = [(sql, v) for sql, v in conds if v is not None]
+    if provider:
+        parts.append(("provider = ?", provider))
+    if not parts:
+        return "", []
+    return " WHERE " + " AND ".join(p for p, _ in parts), [v for _, v in parts]
+
+
+def to_csv(data: dict[str, Any]) -> str:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["key", *FIELDS])
+    for g in data["groups"]:
+        w.writerow([g["key"], *("" if g[f] is None else g[f] for f in FIELDS)])
+    return buf.getvalue()
