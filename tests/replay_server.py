@@ -60,7 +60,9 @@ class ReplayServer:
                     )
                     reply = server.replies.pop(0) if server.replies else server.default
                 if reply is None:
-                    reply = Reply(404, {"content-type": "application/json"}, b'{"error": "no script"}')
+                    reply = Reply(
+                        404, {"content-type": "application/json"}, b'{"error": "no script"}'
+                    )
                 server._answer(self, reply)
 
             do_GET = do_POST = do_PUT = do_DELETE = _handle

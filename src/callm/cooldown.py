@@ -95,10 +95,10 @@ def record_result(provider: str, exc: CallmError | None, policy: RetryPolicy) ->
                 (until, provider),
             )
         conn.execute("COMMIT")
-    except Exception:  # noqa: BLE001 - health bookkeeping must never break a call
+    except Exception:
         try:
             conn.execute("ROLLBACK")
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
     finally:
         conn.close()

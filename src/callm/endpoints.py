@@ -34,7 +34,9 @@ def provider_config(cfg: Config, name: str) -> ProviderConfig:
     if name == SIM:
         from callm.config.schema import ProviderConfig
 
-        return ProviderConfig(driver="sim", base_url="sim://local", key="none", default_model="sim-small")
+        return ProviderConfig(
+            driver="sim", base_url="sim://local", key="none", default_model="sim-small"
+        )
     known = ", ".join(sorted([*cfg.providers, SIM]))
     raise UsageError(
         f"unknown provider {name!r} (known: {known})",

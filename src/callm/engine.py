@@ -103,7 +103,7 @@ class CallOutcome:
 class _Watch:
     """Wraps the sink: timing of the first token, and whether any text was shown."""
 
-    __slots__ = ("sink", "start", "first", "shown")
+    __slots__ = ("first", "shown", "sink", "start")
 
     def __init__(self, sink: Sink, start: float) -> None:
         self.sink = sink
@@ -172,7 +172,9 @@ def _run_chain(
     for i, target in enumerate(usable):
         out.target = target
         if i > 0 and last_error is not None:
-            notice(f"{usable[i - 1].label} failed ({last_error.kind}); falling back to {target.label}")
+            notice(
+                f"{usable[i - 1].label} failed ({last_error.kind}); falling back to {target.label}"
+            )
         attempt = Attempt(target.provider, target.model, "ok")
         out.attempts.append(attempt)
         t0 = time.monotonic()
@@ -265,7 +267,9 @@ def _note_first_token(out: CallOutcome, watch: _Watch, start: float) -> None:
         out.ttft_ms = int((watch.first - start) * 1000)
 
 
-def _one_call(driver: Any, ep: Any, request: ChatRequest, acc: StreamAccumulator, sink: Sink) -> None:
+def _one_call(
+    driver: Any, ep: Any, request: ChatRequest, acc: StreamAccumulator, sink: Sink
+) -> None:
     """A single HTTP exchange (or a sim run), events into acc and sink."""
 
     def emit(events: list[StreamEvent]) -> None:
@@ -314,7 +318,8 @@ def _check_finished(acc: StreamAccumulator) -> None:
     if acc.result.finish_reason is None:
         if acc.text:
             raise StreamError(
-                "the stream ended before the reply was complete", partial=acc.text,
+                "the stream ended before the reply was complete",
+                partial=acc.text,
                 cause=BadResponseError("truncated stream"),
             )
         if not acc._tools:  # a tool call alone is a complete answer

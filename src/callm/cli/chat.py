@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -51,16 +51,37 @@ def _typed(raw: str) -> Any:
 
 def chat(
     ctx: typer.Context,
-    prompt: Annotated[Optional[list[str]], typer.Argument(help="The prompt (words are joined).")] = None,
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="provider/model, alias or provider.")] = None,
-    system: Annotated[Optional[str], typer.Option("--system", "-s", help="System prompt.")] = None,
-    option: Annotated[Optional[list[str]], typer.Option("--option", "-o", metavar="KEY=VALUE", help="Driver option (repeatable).")] = None,
-    temperature: Annotated[Optional[float], typer.Option("--temperature", min=0.0, max=2.0)] = None,
-    max_tokens: Annotated[Optional[int], typer.Option("--max-tokens", min=1)] = None,
-    no_stream: Annotated[bool, typer.Option("--no-stream", help="Ask for the whole reply at once.")] = False,
-    fallback: Annotated[Optional[list[str]], typer.Option("--fallback", metavar="MODEL", help="Try this model if the first fails (repeatable).")] = None,
-    estimate: Annotated[bool, typer.Option("--estimate", help="Print the estimated cost and exit.")] = False,
-    max_cost: Annotated[Optional[float], typer.Option("--max-cost", metavar="USD", min=0.0, help="Refuse if the worst case costs more.")] = None,
+    prompt: Annotated[
+        list[str] | None, typer.Argument(help="The prompt (words are joined).")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="provider/model, alias or provider.")
+    ] = None,
+    system: Annotated[str | None, typer.Option("--system", "-s", help="System prompt.")] = None,
+    option: Annotated[
+        list[str] | None,
+        typer.Option("--option", "-o", metavar="KEY=VALUE", help="Driver option (repeatable)."),
+    ] = None,
+    temperature: Annotated[float | None, typer.Option("--temperature", min=0.0, max=2.0)] = None,
+    max_tokens: Annotated[int | None, typer.Option("--max-tokens", min=1)] = None,
+    no_stream: Annotated[
+        bool, typer.Option("--no-stream", help="Ask for the whole reply at once.")
+    ] = False,
+    fallback: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fallback", metavar="MODEL", help="Try this model if the first fails (repeatable)."
+        ),
+    ] = None,
+    estimate: Annotated[
+        bool, typer.Option("--estimate", help="Print the estimated cost and exit.")
+    ] = False,
+    max_cost: Annotated[
+        float | None,
+        typer.Option(
+            "--max-cost", metavar="USD", min=0.0, help="Refuse if the worst case costs more."
+        ),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
 ) -> None:
     from callm.engine import CallSpec
@@ -104,7 +125,9 @@ def _prompt_text(words: list[str]) -> str:
     return text
 
 
-def _estimate(st: State, spec: CallSpec, text: str, max_cost: float | None, print_only: bool) -> None:
+def _estimate(
+    st: State, spec: CallSpec, text: str, max_cost: float | None, print_only: bool
+) -> None:
     from callm.endpoints import resolve_target
     from callm.pricing import check_budget, estimate
 
@@ -141,7 +164,8 @@ def _usd(v: float | None) -> str:
 def _est_line(label: str, est: Any) -> str:
     out = "?" if est.max_output_tokens is None else str(est.max_output_tokens)
     return (
-        f"estimate for {label}: ~{est.input_tokens} input tokens ({est.method}), up to {out} output;"
+        f"estimate for {label}: ~{est.input_tokens} input tokens ({est.method}),"
+        f" up to {out} output;"
         f" cost {_usd(est.min_cost)} to {_usd(est.max_cost)}"
         f" (prices: {est.price.source if est.price else 'unknown'})"
     )
@@ -241,7 +265,9 @@ def _json(o: CallOutcome) -> dict[str, Any]:
     if r.refusal:
         obj["refusal"] = r.refusal
     if r.tool_calls:
-        obj["tool_calls"] = [{"id": t.id, "name": t.name, "arguments": t.arguments} for t in r.tool_calls]
+        obj["tool_calls"] = [
+            {"id": t.id, "name": t.name, "arguments": t.arguments} for t in r.tool_calls
+        ]
     if o.error is not None:
         obj["error"] = {"kind": o.error.kind, "message": scrub(o.error.one_line())}
     return obj

@@ -153,8 +153,20 @@ _CONTEXT_MARKERS = (
     "reduce the length",
     "string_above_max_length",
 )
-_NOT_FOUND_MARKERS = ("model_not_found", "does not exist", "not found", "unknown model", "no such model")
-_AUTH_MARKERS = ("api_key_invalid", "invalid api key", "invalid_api_key", "incorrect api key", "unauthorized")
+_NOT_FOUND_MARKERS = (
+    "model_not_found",
+    "does not exist",
+    "not found",
+    "unknown model",
+    "no such model",
+)
+_AUTH_MARKERS = (
+    "api_key_invalid",
+    "invalid api key",
+    "invalid_api_key",
+    "incorrect api key",
+    "unauthorized",
+)
 
 
 def error_from_http(
@@ -174,18 +186,26 @@ def error_from_http(
         if header_wait is not None:
             retry_after = max(retry_after, header_wait)
     msg = message or f"HTTP {status}"
-    if status in (401, 403) or any(m in low for m in _AUTH_MARKERS):
+    # The status decides first; the vendor's words only refine an ambiguous 4xx (Gemini sends
+    # a bad key as 400 API_KEY_INVALID) or an error that arrived inside a 200 stream.
+    if status in (401, 403):
         return AuthError(msg, status=status)
     if status == 429:
         return RateLimitError(msg, status=status, retry_after=retry_after)
-    if status == 529 or "overloaded" in low:
+    if status == 529 or (status >= 500 and "overloaded" in low):
         return OverloadedError(msg, status=status, retry_after=retry_after)
-    if any(m in low for m in _CONTEXT_MARKERS) and status in (400, 413, 422, 200):
-        return ContextLengthError(msg, status=status)
-    if status == 404 or (status == 400 and "model_not_found" in low):
-        return NotFoundError(msg, status=status)
     if status >= 500 or status == 408:
         return ServerError(msg, status=status, retry_after=retry_after)
+    if status == 404:
+        return NotFoundError(msg, status=status)
+    if any(m in low for m in _AUTH_MARKERS):
+        return AuthError(msg, status=status)
+    if any(m in low for m in _CONTEXT_MARKERS):
+        return ContextLengthError(msg, status=status)
+    if "model_not_found" in low:
+        return NotFoundError(msg, status=status)
+    if "overloaded" in low:
+        return OverloadedError(msg, status=status, retry_after=retry_after)
     if 400 <= status < 500:
         return BadRequestError(msg, status=status)
     return BadResponseError(msg, status=status)
@@ -210,7 +230,7 @@ class StreamAccumulator:
     """Folds canonical events into a ChatResult. The same for every driver and for non-streamed
     replies (which are turned into events first)."""
 
-    __slots__ = ("result", "_text", "_reasoning", "_refusal", "_tools")
+    __slots__ = ("_reasoning", "_refusal", "_text", "_tools", "result")
 
     def __init__(self) -> None:
         self.result = ChatResult()
