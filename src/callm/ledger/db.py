@@ -156,6 +156,84 @@ MIGRATIONS: list[str] = [
             min(latency_ms), max(latency_ms)
         FROM usage GROUP BY 1, 2, 3, 4;
     """,
+    # 5: replaces 4 with two narrower rollups (a report sums ~1 row per model-day for the
+    #    counts, and reads the latency histogram only for p50/p95)
+    f"""
+    DROP TRIGGER usage_daily_insert;
+    DROP TRIGGER usage_daily_delete;
+    DROP TABLE usage_daily;
+    CREATE TABLE usage_day (
+        provider TEXT NOT NULL,
+        model TEXT NOT NULL,
+        day TEXT NOT NULL,                -- date(ts, 'unixepoch', 'localtime')
+        requests INTEGER NOT NULL,
+        failures INTEGER NOT NULL,        -- outcome != 'ok'
+        input_tokens INTEGER NOT NULL,
+        output_tokens INTEGER NOT NULL,
+        cost_usd REAL NOT NULL,           -- sum over the priced rows
+        unpriced INTEGER NOT NULL,        -- rows with cost_usd NULL
+        PRIMARY KEY (provider, model, day)
+    ) WITHOUT ROWID;
+    CREATE TABLE usage_latency (
+        provider TEXT NOT NULL,
+        model TEXT NOT NULL,
+        lat_bucket INTEGER NOT NULL,      -- LAT_BUCKET_SQL of latency_ms (rows with one only)
+        day TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        lat_min INTEGER NOT NULL,
+        lat_max INTEGER NOT NULL,
+        PRIMARY KEY (provider, model, lat_bucket, day)
+    ) WITHOUT ROWID;
+    CREATE TRIGGER usage_rollup_insert AFTER INSERT ON usage BEGIN
+        INSERT INTO usage_day VALUES (
+            NEW.provider, NEW.model, date(NEW.ts, 'unixepoch', 'localtime'), 1,
+            NEW.outcome != 'ok', NEW.input_tokens, NEW.output_tokens,
+            coalesce(NEW.cost_usd, 0), NEW.cost_usd IS NULL)
+        ON CONFLICT (provider, model, day) DO UPDATE SET
+            requests = requests + 1,
+            failures = failures + excluded.failures,
+            input_tokens = input_tokens + excluded.input_tokens,
+            output_tokens = output_tokens + excluded.output_tokens,
+            cost_usd = cost_usd + excluded.cost_usd,
+            unpriced = unpriced + excluded.unpriced;
+        INSERT INTO usage_latency
+            SELECT NEW.provider, NEW.model, {LAT_BUCKET_SQL.format(l="NEW.latency_ms")},
+                date(NEW.ts, 'unixepoch', 'localtime'), 1, NEW.latency_ms, NEW.latency_ms
+            WHERE NEW.latency_ms >= 0
+        ON CONFLICT (provider, model, lat_bucket, day) DO UPDATE SET
+            n = n + 1,
+            lat_min = min(lat_min, excluded.lat_min),
+            lat_max = max(lat_max, excluded.lat_max);
+    END;
+    CREATE TRIGGER usage_rollup_delete AFTER DELETE ON usage BEGIN
+        UPDATE usage_day SET
+            requests = requests - 1,
+            failures = failures - (OLD.outcome != 'ok'),
+            input_tokens = input_tokens - OLD.input_tokens,
+            output_tokens = output_tokens - OLD.output_tokens,
+            cost_usd = cost_usd - coalesce(OLD.cost_usd, 0),
+            unpriced = unpriced - (OLD.cost_usd IS NULL)
+        WHERE provider = OLD.provider AND model = OLD.model
+            AND day = date(OLD.ts, 'unixepoch', 'localtime');
+        UPDATE usage_latency SET n = n - 1
+        WHERE provider = OLD.provider AND model = OLD.model
+            AND lat_bucket = {LAT_BUCKET_SQL.format(l="OLD.latency_ms")}
+            AND day = date(OLD.ts, 'unixepoch', 'localtime');
+        DELETE FROM usage_day WHERE requests <= 0 AND provider = OLD.provider
+            AND model = OLD.model AND day = date(OLD.ts, 'unixepoch', 'localtime');
+        DELETE FROM usage_latency WHERE n <= 0 AND provider = OLD.provider
+            AND model = OLD.model AND day = date(OLD.ts, 'unixepoch', 'localtime');
+    END;
+    INSERT INTO usage_day
+        SELECT provider, model, date(ts, 'unixepoch', 'localtime'), count(*),
+            sum(outcome != 'ok'), sum(input_tokens), sum(output_tokens), total(cost_usd),
+            sum(cost_usd IS NULL)
+        FROM usage GROUP BY 1, 2, 3;
+    INSERT INTO usage_latency
+        SELECT provider, model, {LAT_BUCKET_SQL.format(l="latency_ms")},
+            date(ts, 'unixepoch', 'localtime'), count(*), min(latency_ms), max(latency_ms)
+        FROM usage WHERE latency_ms >= 0 GROUP BY 1, 2, 3, 4;
+    """,
 ]
 
 

@@ -1,8 +1,8 @@
 """`usage report`: totals per provider, model or day, aggregated in SQL.
 
-Whole local days come from the `usage_daily` rollup (kept by triggers, see ledger/db.py); the
-partial days at the edges of a --since/--until range come from the `usage` rows themselves
-(ts index). Both give the same shape, one row per (group, latency bucket), merged here.
+Whole local days come from the rollups `usage_day` (counts) and `usage_latency` (a latency
+histogram), kept by triggers (ledger/db.py); the partial days at the edges of a --since/--until
+range come from the `usage` rows themselves (ts index), in the same shape; merged here.
 Latency percentiles are nearest-rank over those buckets: exact while a bucket holds one distinct
 latency (small ledgers), otherwise interpolated between the bucket's min and max (~5% wide).
 """
@@ -117,17 +117,15 @@ class _Acc:
     lat: dict[int, list[int]] = field(default_factory=dict)  # bucket -> [n, min, max]
 
     def add(self, row: tuple[Any, ...]) -> None:
-        bucket, n, fails, tin, tout, cost, unpriced, lmin, lmax = row
+        n, fails, tin, tout, cost, unpriced = row
         self.requests += n
         self.failures += fails or 0
         self.input_tokens += tin or 0
         self.output_tokens += tout or 0
         self.cost += cost or 0.0
         self.unpriced += unpriced or 0
-        if bucket is not None and bucket >= 0 and lmin is not None:
-            self._lat(bucket, n, lmin, lmax)
 
-    def _lat(self, bucket: int, n: int, lmin: int, lmax: int) -> None:
+    def add_lat(self, bucket: int, n: int, lmin: int, lmax: int) -> None:
         b = self.lat.get(bucket)
         if b is None:
             self.lat[bucket] = [n, lmin, lmax]
@@ -144,7 +142,7 @@ class _Acc:
         self.cost += other.cost
         self.unpriced += other.unpriced
         for bucket, (n, lmin, lmax) in other.lat.items():
-            self._lat(bucket, n, lmin, lmax)
+            self.add_lat(bucket, n, lmin, lmax)
 
     def result(self) -> dict[str, Any]:
         priced = self.requests - self.unpriced
@@ -178,15 +176,10 @@ def percentile(hist: dict[int, list[int]], q: float) -> int | None:
     return None  # pragma: no cover - rank <= total
 
 
-_ROLLUP_KEY = {
-    "provider": ("provider", "provider"),
-    "model": ("provider || '/' || model", "provider, model"),
-    "day": ("day", "day"),
-}
-_RAW_KEY = {
-    "provider": "provider",
-    "model": "provider || '/' || model",
-    "day": "date(ts, 'unixepoch', 'localtime')",
+_KEY = {  # (the group's key in the rollups, GROUP BY there, the key computed from raw rows)
+    "provider": ("provider", "provider", "provider"),
+    "model": ("provider || '/' || model", "provider, model", "provider || '/' || model"),
+    "day": ("day", "day", "date(ts, 'unixepoch', 'localtime')"),
 }
 
 
@@ -208,8 +201,11 @@ def report(
     db = path or db_path()
     groups: dict[str, _Acc] = {}
     if db.exists():
-        for key, *row in _rows(db, since, until, by, provider):
+        counts, lats = _rows(db, since, until, by, provider)
+        for key, *row in counts:
             groups.setdefault(key, _Acc()).add(tuple(row))
+        for key, bucket, n, lmin, lmax in lats:
+            groups.setdefault(key, _Acc()).add_lat(bucket, n, lmin, lmax)
     total = _Acc()
     for acc in groups.values():
         total.merge(acc)
@@ -223,34 +219,48 @@ def report(
 
 def _rows(
     db: Path, since: float | None, until: float | None, by: str, provider: str | None
-) -> list[tuple[Any, ...]]:
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """(counts: key, requests, failures, in, out, cost, unpriced; latency: key, bucket, n,
+    min, max), from the rollups for whole days and from the rows for the partial ones."""
     from callm.ledger.db import LAT_BUCKET_SQL, connect
 
+    key, group, raw_key = _KEY[by]
     days, raw = plan(since, until)
     conn = connect(db)
+    counts: list[tuple[Any, ...]] = []
+    lats: list[tuple[Any, ...]] = []
     try:
-        rows: list[tuple[Any, ...]] = []
         if days is not None:
-            key, group = _ROLLUP_KEY[by]
             where, args = _where(provider, [("day >= ?", days[0]), ("day <= ?", days[1])])
-            rows += conn.execute(
-                f"SELECT {key}, lat_bucket, sum(requests), sum(failures), sum(input_tokens),"
-                f" sum(output_tokens), sum(cost_usd), sum(unpriced), min(lat_min), max(lat_max)"
-                f" FROM usage_daily{where} GROUP BY {group}, lat_bucket",
+            counts += conn.execute(
+                f"SELECT {key}, sum(requests), sum(failures), sum(input_tokens),"
+                f" sum(output_tokens), sum(cost_usd), sum(unpriced)"
+                f" FROM usage_day{where} GROUP BY {group}",
+                args,
+            ).fetchall()
+            lats += conn.execute(
+                f"SELECT {key}, lat_bucket, sum(n), min(lat_min), max(lat_max)"
+                f" FROM usage_latency{where} GROUP BY {group}, lat_bucket",
                 args,
             ).fetchall()
         for lo, hi in raw:
             where, args = _where(provider, [("ts >= ?", lo), ("ts < ?", hi)])
-            rows += conn.execute(
-                f"SELECT {_RAW_KEY[by]}, {LAT_BUCKET_SQL.format(l='latency_ms')}, count(*),"
-                f" sum(outcome != 'ok'), sum(input_tokens), sum(output_tokens), total(cost_usd),"
-                f" sum(cost_usd IS NULL), min(latency_ms), max(latency_ms)"
-                f" FROM usage{where} GROUP BY 1, 2",
+            counts += conn.execute(
+                f"SELECT {raw_key}, count(*), sum(outcome != 'ok'), sum(input_tokens),"
+                f" sum(output_tokens), total(cost_usd), sum(cost_usd IS NULL)"
+                f" FROM usage{where} GROUP BY 1",
                 args,
             ).fetchall()
-        return rows
+            bucket = LAT_BUCKET_SQL.format(l="latency_ms")
+            lat_where = f"{where} AND latency_ms >= 0" if where else " WHERE latency_ms >= 0"
+            lats += conn.execute(
+                f"SELECT {raw_key}, {bucket}, count(*), min(latency_ms), max(latency_ms)"
+                f" FROM usage{lat_where} GROUP BY 1, 2",
+                args,
+            ).fetchall()
     finally:
         conn.close()
+    return counts, lats
 
 
 def _where(provider: str | None, conds: list[tuple[str, Any]]) -> tuple[str, list[Any]]:
@@ -260,6 +270,19 @@ def _where(provider: str | None, conds: list[tuple[str, Any]]) -> tuple[str, lis
     if not parts:
         return "", []
     return " WHERE " + " AND ".join(p for p, _ in parts), [v for _, v in parts]
+
+
+def rebuild_rollups(conn: Any) -> None:
+    """Recompute usage_day and usage_latency from every row (e.g. after a bulk load made with
+    the triggers set aside). Runs the backfill statements of the migration that made them."""
+    from callm.ledger.db import MIGRATIONS, _statements
+
+    script = next(m for m in reversed(MIGRATIONS) if "CREATE TABLE usage_day" in m)
+    conn.execute("DELETE FROM usage_day")
+    conn.execute("DELETE FROM usage_latency")
+    for stmt in _statements(script):
+        if stmt.lstrip().startswith("INSERT INTO usage_"):
+            conn.execute(stmt)
 
 
 def to_csv(data: dict[str, Any]) -> str:
