@@ -39,8 +39,8 @@ def price_for(config: Config | None, provider: str, model: str) -> Price:
         (f"override {key}", Price(**ov.model_dump()))
         for key, ov in matching_overrides(config, provider, model)
     ]
-    for lookup in (_synced_price, _catalog_price):
-        found = lookup(provider, model)
+    hints = _hints(config, provider)
+    for found in (_synced_price(provider, model), _catalog_price(provider, model, hints)):
         if found is not None:
             layers.append((found.source, found))
     merged: dict[str, float | None] = dict.fromkeys(_FIELDS)
@@ -104,24 +104,31 @@ def _synced_price(provider: str, model: str) -> Price | None:
         return None
 
 
-def _catalog_price(provider: str, model: str) -> Price | None:
+def _hints(config: Config | None, provider: str) -> dict[str, Any]:
+    """A configured provider's driver and base URL let the catalog recognise the vendor behind
+    a custom name (a "work" provider on api.openai.com is priced as openai)."""
+    pc = config.providers.get(provider) if config is not None else None
+    return {"driver": pc.driver, "base_url": pc.base_url} if pc is not None else {}
+
+
+def _catalog_price(provider: str, model: str, hints: dict[str, Any]) -> Price | None:
     try:
         from callm.catalog.models import catalog_price
     except ImportError:
         return None
     try:
-        return catalog_price(provider, model)
+        return catalog_price(provider, model, **hints)
     except Exception:
         return None
 
 
-def _max_output(provider: str, model: str) -> int | None:
+def _max_output(provider: str, model: str, hints: dict[str, Any]) -> int | None:
     try:
         from callm.catalog.models import lookup
     except ImportError:
         return None
     try:
-        info = lookup(provider, model)
+        info = lookup(provider, model, **hints)
     except Exception:
         return None
     return getattr(info, "max_output", None) if info is not None else None
@@ -200,7 +207,11 @@ def estimate(
     full --max-tokens, else the model's max output from the catalog)."""
     price = price_for(config, provider, model)
     n_in = estimate_prompt_tokens(prompt_text, messages)
-    max_out = max_tokens if max_tokens is not None else _max_output(provider, model)
+    max_out = (
+        max_tokens
+        if max_tokens is not None
+        else _max_output(provider, model, _hints(config, provider))
+    )
     min_cost = cost(Usage(input_tokens=n_in), price)
     if max_out is not None:
         max_cost = cost(Usage(input_tokens=n_in, output_tokens=max_out), price)
