@@ -1,0 +1,102 @@
+"""Start-up stays light: `--help` and `providers list` import none of the heavy modules.
+Each check runs in a fresh interpreter, since this test process has imported everything."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import IsolatedEnv
+
+HEAVY = ["httpx", "pydantic", "keyring", "sqlite3", "rich.live"]
+
+PROBE = """
+import json, sys
+from callm.cli.app import run
+code = run(sys.argv[2:])
+heavy = json.loads(sys.argv[1])
+sys.stderr.write("\\nSTARTUP " + json.dumps(
+    {"code": code, "loaded": [m for m in heavy if m in sys.modules]}) + "\\n")
+"""
+
+
+def imported(args: list[str], heavy: list[str]) -> list[str]:
+    """Run `callm ARGS` in a fresh interpreter; which of `heavy` got imported."""
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps(heavy), *args],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
+    line = proc.stderr.rstrip().splitlines()[-1]
+    assert line.startswith("STARTUP "), proc.stderr
+    report = json.loads(line.removeprefix("STARTUP "))
+    assert report["code"] == 0, proc.stderr
+    return report["loaded"]
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["-h"]], ids=" ".join)
+def test_root_help_imports_nothing_heavy(args: list[str]) -> None:
+    assert imported(args, HEAVY) == []
+
+
+# Below the root, typer (>= 0.2x) coerces every option value through a pydantic TypeAdapter,
+# so pydantic comes with typer there; the rest must still stay out.
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["providers", "--help"],
+        ["providers", "add", "--help"],
+        ["models", "--help"],
+        ["usage", "--help"],
+        ["chat", "--help"],
+    ],
+    ids=" ".join,
+)
+def test_command_help_imports_nothing_heavy(args: list[str]) -> None:
+    assert imported(args, [m for m in HEAVY if m != "pydantic"]) == []
+
+
+def test_importing_the_app_imports_nothing_heavy() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", "import sys, callm.cli.app; print(sorted(sys.modules))"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    loaded = set(eval(proc.stdout))
+    assert loaded.isdisjoint(HEAVY), loaded & set(HEAVY)
+
+
+def _twenty_providers(env: IsolatedEnv) -> None:
+    blocks = [
+        f'[providers.p{i}]\ndriver = "openai-compatible"\n'
+        f'base_url = "http://127.0.0.1:{8000 + i}/v1"\n' + ('key = "none"\n' if i % 2 else "")
+        for i in range(20)
+    ]
+    env.write_config("\n".join(blocks))
+
+
+def test_providers_list_without_data_db_skips_network_keychain_and_sqlite(
+    isolated_env: IsolatedEnv,
+) -> None:
+    _twenty_providers(isolated_env)
+    assert not (isolated_env.data_dir / "callm.db").exists()
+    assert imported(["providers", "list"], ["httpx", "keyring", "sqlite3", "rich.live"]) == []
+    assert imported(["--json", "providers", "list"], ["httpx", "keyring", "sqlite3"]) == []
+    assert not (isolated_env.data_dir / "callm.db").exists()  # and creates no DB either
+
+
+def test_providers_list_with_data_db_still_skips_network_and_keychain(
+    isolated_env: IsolatedEnv,
+) -> None:
+    from callm.provider_state import record_verify
+
+    _twenty_providers(isolated_env)
+    record_verify("p1", True)
+    assert (isolated_env.data_dir / "callm.db").exists()
+    assert imported(["providers", "list"], ["httpx", "keyring"]) == []
