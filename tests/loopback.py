@@ -16,6 +16,11 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # the default 5 drops bursts of connects (1 s SYN retry)
+
+
 @dataclass
 class Reply:
     status: int = 200
@@ -72,7 +77,7 @@ class Loopback:
         self.requests: list[Seen] = []
         self.fallback = Reply(404, {"error": {"message": "no route in the test server"}})
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._httpd = _Server(("127.0.0.1", 0), self._handler())
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True

@@ -20,11 +20,11 @@ from loopback import Loopback, Reply, closed_port, json_reply
 
 FAKE_KEY = "sk-test-FAKE0000000000000000"
 CALLM = "/work/venv/bin/callm"
-MODELS = {"object": "list", "data": [{"id": "gpt-4o-mini", "object": "model"}, {"id": "m2"}]}
+MODELS = {"object": "list", "data": [{"id": "gpt-6-luna", "object": "model"}, {"id": "m2"}]}
 CHAT = {
     "id": "chatcmpl-1",
     "object": "chat.completion",
-    "model": "gpt-4o-mini",
+    "model": "gpt-6-luna",
     "choices": [
         {"index": 0, "message": {"role": "assistant", "content": "OK"}, "finish_reason": "length"}
     ],
@@ -154,16 +154,16 @@ def test_probe_shows_estimate_then_checks_a_completion(cli, isolated_env, srv) -
     srv.route("/v1/models", json_reply(MODELS))
     srv.route("/v1/chat/completions", json_reply(CHAT))
     isolated_env.write_config(provider("openai", srv.url + "/v1", driver="openai"))
-    res = cli("--json", "providers", "verify", "--probe", "openai/gpt-4o-mini")
+    res = cli("--json", "providers", "verify", "--probe", "openai/gpt-6-luna")
     assert res.code == 0, res.stdout + res.stderr
     row = json.loads(res.stdout)[0]
     probe = row["probe"]
-    assert probe["ok"] is True and probe["model"] == "gpt-4o-mini"
+    assert probe["ok"] is True and probe["model"] == "gpt-6-luna"
     assert probe["estimated_cost_usd"] is not None and probe["estimated_cost_usd"] > 0
     assert probe["input_tokens"] == 11 and probe["output_tokens"] == 1
     assert "estimated cost $" in res.stderr
     sent = json.loads(srv.requests[-1].body)
-    assert sent["model"] == "gpt-4o-mini" and sent.get("stream") in (None, False)
+    assert sent["model"] == "gpt-6-luna" and sent.get("stream") in (None, False)
     assert 1 in (sent.get("max_tokens"), sent.get("max_completion_tokens"))
 
 

@@ -333,6 +333,7 @@ def verify_many(
         if on_result:
             on_result(as_result(n, value))
 
+    _warm_up(cfg, chosen)
     budget = timeout * (2 if run.probes else 1) + GRACE_S
     raw = fan_out(chosen, job, budget, done)
     results = [as_result(n, raw.get(n)) for n in chosen]
@@ -343,6 +344,24 @@ def verify_many(
     if record:
         _record({r.name: r for r in results})
     return results
+
+
+def _warm_up(cfg: Config, names: list[str]) -> None:
+    """Import the drivers and build the HTTP client once, before the threads start, so the
+    checks do not queue on the import lock and each latency measures the network alone."""
+    from callm.drivers import get_driver
+    from callm.endpoints import provider_config
+
+    drivers = {provider_config(cfg, n).driver for n in names}
+    for d in drivers:
+        try:
+            get_driver(d)
+        except Exception:  # reported by the check itself, with its provider's name
+            continue
+    if drivers - {"sim"}:
+        from callm import transport
+
+        transport.client()
 
 
 def _record(results: dict[str, VerifyResult]) -> None:
