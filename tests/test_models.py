@@ -194,6 +194,7 @@ def test_list_works_offline_after_sync(cli, isolated_env, srv) -> None:
     plain = cli("models", "list", "--provider", "anthropic")
     assert plain.code == 0 and "unknown" in plain.stdout and "\x1b[" not in plain.stdout
     assert cli("models", "list", "--capability", "telepathy").code == 2
+    assert cli("models", "list", "--provider", "nobody").code == 2
     assert cli("models", "list", "--sort", "vibes").code == 2
 
 
@@ -215,7 +216,7 @@ def test_show(cli, isolated_env, srv) -> None:
     d = json.loads(res.stdout)
     assert d["id"] == "gpt-6.2-sol" and d["source"] == "catalog"
     text = cli("models", "show", "openai/gpt-6-luna").stdout
-    assert "price source" in text and "developers.openai.com" in text
+    assert "price source" in text and "developers.openai.com" in text and "notes" in text
     assert cli("models", "show", "sim/sim-small").code == 0
     assert cli("models", "show", "anthropic/nope").code == 2
     assert cli("models", "show", "nobody/x").code == 2

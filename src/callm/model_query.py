@@ -67,6 +67,12 @@ def rows(cfg: Config, provider: str | None = None) -> list[Row]:
     from callm.ledger.models import cached, sync_times
 
     synced = sync_times()
+    known = {*cfg.providers, *vendors(), *synced, "sim"}
+    if provider and provider not in known:
+        raise UsageError(
+            f"unknown provider {provider!r}",
+            hint="see `callm providers list`; catalog vendors: " + ", ".join(vendors()),
+        )
     out: list[Row] = []
     for m in cached(provider):
         out.append(

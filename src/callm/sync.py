@@ -95,6 +95,8 @@ def merge(name: str, pc: ProviderConfig, listed: list[ModelInfo], when: float) -
             extra["catalog_id"] = cat.id
             if cat.extra.get("source"):
                 extra["price_url"] = cat.extra["source"]
+            if cat.extra.get("notes"):
+                extra["price_notes"] = cat.extra["notes"]
         out.append(
             ModelInfo(
                 provider=name,

@@ -108,13 +108,13 @@ def _usd(v: float | None) -> str:
 
 
 def _tokens(n: int | None) -> str:
+    """1M, 128K, 64K (65,536), 1050K: short, and exact when the number is round."""
     if n is None:
         return "-"
-    if n >= 1_000_000 and n % 1_000_000 == 0:
-        return f"{n // 1_000_000}M"
-    if n >= 1000 and n % 1000 == 0:
-        return f"{n // 1000}K"
-    return str(n)
+    for unit, size in (("M", 1_048_576), ("M", 1_000_000), ("K", 1024), ("K", 1000)):
+        if n >= size and n % size == 0:
+            return f"{n // size}{unit}"
+    return f"{n:,}"
 
 
 def _list_row(r: Row) -> list[str]:
@@ -162,6 +162,8 @@ def show(
     }
     if extra.get("price_url") or extra.get("source"):
         lines["price page"] = str(extra.get("price_url") or extra.get("source"))
+    if extra.get("notes") or extra.get("price_notes"):
+        lines["notes"] = str(extra.get("notes") or extra.get("price_notes"))
     width = max(len(k) for k in lines)
     for k, v in lines.items():
         st.out.data(f"{k.ljust(width)}  {v}")
