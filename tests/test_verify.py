@@ -186,6 +186,14 @@ def test_probe_for_a_provider_not_checked_is_a_usage_error(cli, isolated_env, sr
     assert res.code == 2
 
 
+def test_probe_on_sim_needs_no_config(cli) -> None:
+    res = cli("--json", "providers", "verify", "--probe", "sim/sim-small")
+    assert res.code == 0, res.stderr
+    [row] = json.loads(res.stdout)
+    assert row["name"] == "sim" and row["probe"]["ok"] is True
+    assert row["probe"]["estimated_cost_usd"] == 0.0  # the simulator is free, and says so
+
+
 def test_terminal_table(isolated_env, srv) -> None:
     from callm.cli.context import State
     from callm.cli.verify_view import run_verify

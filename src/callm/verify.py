@@ -235,9 +235,12 @@ def probe_price(cfg: Config, name: str, pc: ProviderConfig, model: str) -> Price
     return price
 
 
-def probe_plan(cfg: Config, names: list[str], spec: str | None) -> dict[str, str]:
+def probe_plan(
+    cfg: Config, names: list[str], spec: str | None, named: bool = True
+) -> dict[str, str]:
     """Which provider gets a probe with which model. `spec` is PROVIDER/MODEL, an alias or a
-    bare provider name (that provider only), or a bare model id (every provider checked)."""
+    bare provider name (that provider only), or a bare model id (every provider checked).
+    When no provider was named (`named=False`), the probe's provider joins `names`."""
     if not spec:
         return {}
     from callm.endpoints import SIM, resolve_target
@@ -245,6 +248,8 @@ def probe_plan(cfg: Config, names: list[str], spec: str | None) -> dict[str, str
     head = spec.partition("/")[0]
     if spec in cfg.aliases or head in cfg.providers or head == SIM:
         target = resolve_target(cfg, spec)
+        if target.provider not in names and not named:
+            names.append(target.provider)
         if target.provider not in names:
             raise UsageError(
                 f"--probe {spec} is for {target.provider}, which is not being verified",
@@ -286,7 +291,7 @@ def prepare(cfg: Config, names: list[str], probe: str | None = None) -> Plan:
     from callm.endpoints import provider_config
 
     chosen = select(cfg, names)
-    probes = probe_plan(cfg, chosen, probe)
+    probes = probe_plan(cfg, chosen, probe, named=bool(names))
     prices = {n: probe_price(cfg, n, provider_config(cfg, n), m) for n, m in probes.items()}
     return Plan(chosen, probes, prices)
 
