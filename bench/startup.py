@@ -3,7 +3,8 @@
     python bench/startup.py [--runs 15] [--json] [--check]
 
 Each command runs as a fresh subprocess (what a user waits for: interpreter start, imports,
-work, exit); the figure is the median wall time of --runs runs after one warm-up run.
+work, exit); the figure is the median wall time of --runs runs, interleaved, after one warm-up
+round (the child's CPU time is shown too: it moves less with machine load).
 `providers list` reads a config with 20 providers and has no data DB, in a temp home with the
 file keyring, so nothing of the user's is read. Goal: `--help` <= 1.3x `import typer`.
 --check exits 1 when the goal is missed.
@@ -55,18 +56,35 @@ def isolated_env(root: Path) -> dict[str, str]:
     return env
 
 
-def median_wall(cmd: list[str], env: dict[str, str], runs: int) -> tuple[float, float]:
-    """(median, best) wall seconds over `runs` runs, after one unmeasured warm-up."""
-    walls: list[float] = []
-    for i in range(runs + 1):
-        t0 = time.perf_counter()
-        proc = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, capture_output=True)
-        wall = time.perf_counter() - t0
-        if proc.returncode != 0:
-            sys.exit(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.decode()[-400:]}")
-        if i:
-            walls.append(wall)
-    return statistics.median(walls), min(walls)
+def run_once(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(wall, cpu) seconds of one run; cpu is the child's own user + system time."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    proc.stderr.close()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed ({proc.returncode}): {err.decode()[-400:]}")
+    return wall, usage.ru_utime + usage.ru_stime
+
+
+def measure(cases: list[tuple[str, list[str]]], env: dict[str, str], runs: int) -> dict:
+    """Runs interleaved (a b c a b c ...) so a change in machine load hits every command
+    alike; one unmeasured warm-up round first. label -> (walls, cpus)."""
+    walls: dict[str, list[float]] = {label: [] for label, _ in cases}
+    cpus: dict[str, list[float]] = {label: [] for label, _ in cases}
+    for round_ in range(runs + 1):
+        for label, cmd in cases:
+            wall, cpu = run_once(cmd, env)
+            if round_:
+                walls[label].append(wall)
+                cpus[label].append(cpu)
+    return {label: (walls[label], cpus[label]) for label, _ in cases}
 
 
 def main() -> int:
@@ -84,30 +102,31 @@ def main() -> int:
         ("callm providers list (20)", [*callm, "providers", "list"]),
     ]
     with tempfile.TemporaryDirectory(prefix="callm-bench-") as tmp:
-        env = isolated_env(Path(tmp))
-        results = {label: median_wall(cmd, env, args.runs) for label, cmd in cases}
+        results = measure(cases, isolated_env(Path(tmp)), args.runs)
 
-    typer_s = results['python -c "import typer"'][0]
+    med = {label: statistics.median(w) for label, (w, _) in results.items()}
+    typer_s = med['python -c "import typer"']
     rows = [
         {
             "command": label,
-            "median_ms": med * 1000,
-            "best_ms": best * 1000,
-            "x_typer": med / typer_s,
+            "median_ms": round(med[label] * 1000, 1),
+            "best_ms": round(min(w) * 1000, 1),
+            "cpu_ms": round(statistics.median(c) * 1000, 1),
+            "x_typer": round(med[label] / typer_s, 2),
         }
-        for label, (med, best) in results.items()
+        for label, (w, c) in results.items()
     ]
-    help_ratio = results["callm --help"][0] / typer_s
+    help_ratio = med["callm --help"] / typer_s
     ok = help_ratio <= GOAL
     if args.json:
         print(json.dumps({"runs": args.runs, "goal_x_typer": GOAL, "ok": ok, "rows": rows}))
     else:
-        print(f"cold start, median of {args.runs} runs ({sys.executable})")
-        print(f"{'command':<28} {'median':>9} {'best':>9} {'x typer':>8}")
+        print(f"cold start, median of {args.runs} interleaved runs ({sys.executable})")
+        print(f"{'command':<28} {'median':>9} {'best':>9} {'cpu':>9} {'x typer':>8}")
         for r in rows:
             print(
                 f"{r['command']:<28} {r['median_ms']:>7.0f}ms {r['best_ms']:>7.0f}ms"
-                f" {r['x_typer']:>7.2f}x"
+                f" {r['cpu_ms']:>7.0f}ms {r['x_typer']:>7.2f}x"
             )
         print(f"goal: callm --help <= {GOAL}x import typer: {'met' if ok else 'MISSED'}")
     return 1 if args.check and not ok else 0

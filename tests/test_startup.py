@@ -100,3 +100,23 @@ def test_providers_list_with_data_db_still_skips_network_and_keychain(
     record_verify("p1", True)
     assert (isolated_env.data_dir / "callm.db").exists()
     assert imported(["providers", "list"], ["httpx", "keyring"]) == []
+
+
+def test_root_help_builds_no_sub_command() -> None:
+    lazy = ["callm.cli.chat", "callm.cli.providers", "callm.cli.models", "callm.cli.usage"]
+    assert imported(["--help"], lazy) == []
+    assert imported(["providers", "list"], lazy) == ["callm.cli.providers"]
+
+
+def test_root_help_lists_each_command_with_its_own_short_help() -> None:
+    """`callm --help` shows the short help kept in COMMANDS; it must match the command's."""
+    import typer.main
+
+    from callm.cli.app import COMMANDS, app
+
+    root = typer.main.get_command(app)
+    ctx = root.context_class(root, info_name="callm")
+    assert root.list_commands(ctx) == list(COMMANDS)
+    for name, (_, _, short) in COMMANDS.items():
+        command = root.get_command(ctx, name)
+        assert command.get_short_help_str(limit=80) == short, name

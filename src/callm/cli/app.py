@@ -3,29 +3,108 @@ become exit codes and one-line messages."""
 
 from __future__ import annotations
 
+import importlib
 import sys
-from typing import Annotated, Optional
+from collections.abc import Callable, Iterator, MutableMapping
+from functools import partial
+from typing import Annotated, Any, Optional
 
 import typer
+from typer.core import TyperGroup
 
 from callm import __version__
-from callm.cli import chat, models, providers, usage
 from callm.cli.context import State
 from callm.render.output import Output
 
+# The sub-commands, imported and built only when used: typer inspects the signature of every
+# command it builds, so building them all would cost `callm --help` (and each command) more
+# than importing typer. name -> (module, attribute, short help shown by `callm --help`; a
+# test keeps it equal to the command's own).
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "chat": ("callm.cli.chat", "chat", "Call a model."),
+    "providers": ("callm.cli.providers", "app", "Register, inspect and verify providers."),
+    "models": ("callm.cli.models", "app", "Model lists with prices and context windows."),
+    "usage": ("callm.cli.usage", "app", "What your calls cost."),
+}
+
+
+def _build(name: str) -> Any:
+    """The click command for COMMANDS[name]: a Typer app's group, or a command function."""
+    module_name, attribute, _ = COMMANDS[name]
+    module = importlib.import_module(module_name)
+    target = getattr(module, attribute)
+    if isinstance(target, typer.Typer):
+        target.rich_markup_mode = None  # as the root's (add_typer would pass it down)
+        command = typer.main.get_group(target)
+    else:
+        single = typer.Typer(add_completion=False, rich_markup_mode=None)
+        single.command(name, help=getattr(module, "HELP", None))(target)
+        command = typer.main.get_command(single)
+    command.name = name
+    return command
+
+
+class _LazyCommands(MutableMapping[str, Any]):
+    """name -> click command, each built on first lookup. Listing names builds nothing."""
+
+    def __init__(self, loaders: dict[str, Callable[[], Any]]) -> None:
+        self._loaders = loaders
+        self._built: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._built:
+            self._built[name] = self._loaders[name]()  # KeyError for unknown names
+        return self._built[name]
+
+    def __setitem__(self, name: str, command: Any) -> None:
+        self._built[name] = command
+        self._loaders.setdefault(name, lambda: command)
+
+    def __delitem__(self, name: str) -> None:
+        del self._loaders[name]
+        self._built.pop(name, None)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._loaders)
+
+    def __len__(self) -> int:
+        return len(self._loaders)
+
+
+class LazyGroup(TyperGroup):
+    """The root group: COMMANDS are built on first use; `callm --help` builds none of them."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        eager = dict(self.commands)
+        self.commands = _LazyCommands({name: partial(_build, name) for name in COMMANDS})
+        self.commands.update(eager)
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(self.commands)
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        rows = [(name, COMMANDS[name][2]) for name in self.commands if name in COMMANDS]
+        rows += [
+            (name, self.commands[name].get_short_help_str())
+            for name in self.commands
+            if name not in COMMANDS and not self.commands[name].hidden
+        ]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
 app = typer.Typer(
     name="callm",
+    cls=LazyGroup,
     help="Manage LLM providers and call any model the same way.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain click help: typer's rich help imports rich.markdown, markdown-it, pygments and
+    # rich.traceback (~0.35 s, more than typer itself) just to draw boxes around --help.
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
-)
-app.add_typer(providers.app, name="providers")
-app.add_typer(models.app, name="models")
-app.add_typer(usage.app, name="usage")
-app.command("chat", help=chat.HELP, context_settings={"ignore_unknown_options": False})(
-    chat.chat
 )
 
 
