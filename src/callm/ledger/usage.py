@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 SPILL_NAME = "usage-spill.jsonl"
-RETRIES = 8  # after the busy timeout: "database is locked" that escaped it (WAL switch, recovery)
+RETRIES = 8  # "database is locked" that escaped the busy timeout (WAL switch, recovery)
+MAX_WAIT = 20.0  # seconds; a lock held longer than the busy timeout means: spill, don't hang
 OUTCOMES = ("ok", "error", "interrupted", "broken_stream", "fallback")
 
 
@@ -64,13 +65,14 @@ def record(row: UsageRow, path: Path | None = None) -> None:
     db = path or db_path()
     values = _values(row)
     reason = "unknown error"
+    deadline = time.monotonic() + MAX_WAIT
     for attempt in range(RETRIES):
         try:
             _write(db, values)
             return
         except Exception as exc:  # a ledger failure must never break the call
             reason = _reason(exc)
-            if not _is_busy(reason) or attempt == RETRIES - 1:
+            if not _is_busy(reason) or attempt == RETRIES - 1 or time.monotonic() > deadline:
                 break
             time.sleep(min(0.05 * 2**attempt, 1.0))
     _spill([values], db, reason)
