@@ -304,3 +304,9 @@ def test_config_file_holds_no_secret_fields() -> None:
     assert not {"api_key", "secret", "token", "password"} & fields
     with pytest.raises(ValueError, match="api_key"):
         ProviderConfig.model_validate({"driver": "sim", "api_key": "fake-key-for-tests-0002"})
+
+
+def test_bad_provider_name_in_the_file_is_named(isolated_env: IsolatedEnv) -> None:
+    path = isolated_env.write_config('[providers."my lab"]\ndriver = "sim"\n')
+    with pytest.raises(ConfigError, match="bad provider name 'my lab'"):
+        store.load(path)

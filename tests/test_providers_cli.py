@@ -4,6 +4,8 @@ Runs in the temp home of `isolated_env` with the file keyring; endpoints live on
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -624,3 +626,52 @@ def test_the_key_never_appears_in_output_config_or_data(
     for path in isolated_env.home.rglob("*"):
         if path.is_file() and path != isolated_env.keyring_file:
             assert SECRET.encode() not in path.read_bytes(), path
+
+
+# ---- names, keyless drivers, no standard input ---------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["a/b", "my lab", "", "-x", "ünï"])
+def test_add_rejects_names_that_cannot_be_a_provider(
+    cli: Cli, isolated_env: IsolatedEnv, name: str
+) -> None:
+    res = cli("providers", "add", name, "--driver", "sim", "--no-verify")
+    assert res.code == 2
+    assert "bad provider name" in res.stderr or "No such option" in res.stderr
+    assert not isolated_env.config_path.exists()
+
+
+def test_add_hint_names_the_callm_variable(cli: Cli) -> None:
+    url = "http://127.0.0.1:8000/v1"
+    res = cli("providers", "add", "my-lab", "--driver", "openai-compatible", "--base-url", url,
+              "--no-verify")  # fmt: skip
+    assert "CALLM_MY_LAB_API_KEY" in res.stderr
+
+
+def test_a_sim_provider_needs_no_key(cli: Cli, isolated_env: IsolatedEnv) -> None:
+    res = cli("providers", "add", "sim2", "--driver", "sim", "--no-verify", tty=True)
+    assert res.code == 0, res.output  # no prompt, even on a terminal
+    assert providers(isolated_env)["sim2"]["key"] == "none"
+
+
+def _closed_stdin(*args: str) -> subprocess.CompletedProcess[str]:
+    """`callm ARGS` with standard input closed (sys.stdin is None in the child)."""
+    return subprocess.run(
+        [sys.executable, "-m", "callm", *args],
+        capture_output=True,
+        text=True,
+        preexec_fn=lambda: os.close(0),
+        timeout=60,
+    )
+
+
+def test_commands_cope_with_no_standard_input(isolated_env: IsolatedEnv) -> None:
+    proc = _closed_stdin("providers", "add", "openai", "--no-verify")
+    assert proc.returncode == 0, proc.stderr
+    proc = _closed_stdin("providers", "set-key", "openai", "--key-stdin")
+    assert (proc.returncode, proc.stderr) == (2, "error: --key-stdin: there is no standard input\n")
+    proc = _closed_stdin("providers", "set-key", "openai")
+    assert proc.returncode == 2 and "no terminal" in proc.stderr
+    proc = _closed_stdin("providers", "remove", "openai")
+    assert proc.returncode == 2 and "--yes" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -232,6 +232,8 @@ def resolve_key(
 
 def read_key_stdin(stream: object) -> str:
     """The key from --key-stdin: first line, stripped."""
+    if stream is None:  # standard input closed
+        raise ConfigError("--key-stdin: there is no standard input")
     text = stream.read()  # type: ignore[attr-defined]
     key = text.strip().splitlines()[0].strip() if text.strip() else ""
     if not key:

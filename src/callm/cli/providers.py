@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -14,6 +14,13 @@ if TYPE_CHECKING:
     from callm.config.schema import Config, ProviderConfig
 
 app = typer.Typer(help="Register, inspect and verify providers.", no_args_is_help=True)
+
+Name = Annotated[str, typer.Argument(metavar="NAME", help="A configured provider.")]
+
+
+def _stdin_isatty() -> bool:
+    """False also when there is no standard input at all (closed, as under some CI runners)."""
+    return sys.stdin is not None and sys.stdin.isatty()
 
 
 def _configured(st: State, name: str) -> tuple[Config, ProviderConfig]:
@@ -40,7 +47,7 @@ def _prompt_key(name: str) -> str:
 
     from callm.secrets import remember
 
-    if not sys.stdin.isatty():
+    if not _stdin_isatty():
         raise UsageError(
             "no terminal to ask for the key on",
             hint=f"pipe it in: `... | callm providers set-key {name} --key-stdin`",
@@ -54,23 +61,50 @@ def _prompt_key(name: str) -> str:
 @app.command("add")
 def add(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="A catalog name (see `providers catalog`) or any name.")],
-    driver: Annotated[Optional[str], typer.Option(help="Wire format (needed for non-catalog names).")] = None,
-    base_url: Annotated[Optional[str], typer.Option("--base-url", help="API base URL.")] = None,
-    key_env: Annotated[Optional[str], typer.Option("--key-env", metavar="VAR", help="Read the key from this variable.")] = None,
-    key_stdin: Annotated[bool, typer.Option("--key-stdin", help="Read the key from standard input.")] = False,
+    name: Annotated[
+        str,
+        typer.Argument(
+            metavar="NAME", help="A catalog name (see `providers catalog`) or a name of yours."
+        ),
+    ],
+    driver: Annotated[
+        str | None,
+        typer.Option(metavar="DRIVER", help="Wire format (needed for non-catalog names)."),
+    ] = None,
+    base_url: Annotated[
+        str | None, typer.Option("--base-url", metavar="URL", help="API base URL.")
+    ] = None,
+    key_env: Annotated[
+        str | None,
+        typer.Option("--key-env", metavar="VAR", help="Read the key from this variable."),
+    ] = None,
+    key_stdin: Annotated[
+        bool, typer.Option("--key-stdin", help="Read the key from standard input.")
+    ] = False,
     no_key: Annotated[bool, typer.Option("--no-key", help="The endpoint needs no key.")] = False,
-    header: Annotated[Optional[list[str]], typer.Option("--header", metavar="K=V", help="Extra HTTP header (repeatable).")] = None,
-    default_model: Annotated[Optional[str], typer.Option("--default-model", metavar="M")] = None,
-    api_version: Annotated[Optional[str], typer.Option("--api-version", help="azure-openai api-version.")] = None,
-    no_verify: Annotated[bool, typer.Option("--no-verify", help="Save without checking the endpoint.")] = False,
+    header: Annotated[
+        list[str] | None,
+        typer.Option("--header", metavar="K=V", help="Extra HTTP header (repeatable)."),
+    ] = None,
+    default_model: Annotated[str | None, typer.Option("--default-model", metavar="M")] = None,
+    api_version: Annotated[
+        str | None,
+        typer.Option("--api-version", metavar="VERSION", help="azure-openai api-version."),
+    ] = None,
+    no_verify: Annotated[
+        bool, typer.Option("--no-verify", help="Save without checking the endpoint.")
+    ] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing provider.")] = False,
 ) -> None:
     """Add a provider. Catalog names fill in the driver, base URL and key variable."""
     from callm.catalog.providers import template
-    from callm.config.schema import ProviderConfig
+    from callm.config.schema import ProviderConfig, check_provider_name
 
     st = state(ctx)
+    try:
+        check_provider_name(name)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     if sum([bool(key_env), key_stdin, no_key]) > 1:
         raise UsageError("use only one of --key-env, --key-stdin, --no-key")
     cfg = st.config()
@@ -86,7 +120,8 @@ def add(
     url = base_url or (t.base_url if t and t.driver == drv else None)
     if not url and drv not in ("sim",):
         raise UsageError(f"driver {drv} has no default base URL: pass --base-url")
-    key_mode = "none" if (no_key or (t and t.key == "none" and not (key_stdin or key_env))) else "keychain"
+    keyless = drv == "sim" or (t is not None and t.key == "none")  # unless told otherwise
+    key_mode = "none" if no_key or (keyless and not (key_stdin or key_env)) else "keychain"
     try:
         pc = ProviderConfig(
             driver=drv,
@@ -105,7 +140,7 @@ def add(
         from callm.secrets import read_key_stdin
 
         new_key = read_key_stdin(sys.stdin)
-    elif key_mode == "keychain" and not key_env and sys.stdin.isatty():
+    elif key_mode == "keychain" and not key_env and _stdin_isatty():
         new_key = _prompt_key(name)
 
     if not no_verify:
@@ -120,11 +155,15 @@ def add(
     st.save(cfg.model_copy(update={"providers": providers}))
     out = st.out
     if out.json_mode:
-        out.emit_json({"added": name, "driver": drv, "base_url": url, "key_source": _source(name, pc)})
+        out.emit_json(
+            {"added": name, "driver": drv, "base_url": url, "key_source": _source(name, pc)}
+        )
         return
     out.info(f"added {name} ({drv}, {url or 'local'}); key: {_source(name, pc)}")
     if key_mode == "keychain" and not key_env and not new_key:
-        vars_ = " or ".join(_vendor_vars(name)) or f"CALLM_{name.upper()}_API_KEY"
+        from callm.secrets import env_name
+
+        vars_ = " or ".join(_vendor_vars(name)) or env_name(name)
         out.info(f"no key stored: callm will read {vars_}, or run `callm providers set-key {name}`")
 
 
@@ -220,7 +259,9 @@ def list_(ctx: typer.Context) -> None:
         ]
         for r in rows
     ]
-    out.table(["name", "driver", "base url", "key", "enabled", "default model", "last verified"], table)
+    out.table(
+        ["name", "driver", "base url", "key", "enabled", "default model", "last verified"], table
+    )
 
 
 def _verified_cell(when: str | None, ok: bool | None, cooldown: str | None) -> str:
@@ -229,7 +270,7 @@ def _verified_cell(when: str | None, ok: bool | None, cooldown: str | None) -> s
 
 
 @app.command("show")
-def show(ctx: typer.Context, name: str) -> None:
+def show(ctx: typer.Context, name: Name) -> None:
     """One provider in full; the key is shown masked."""
     from callm.errors import CallmError
     from callm.secrets import mask, resolve_key
@@ -254,14 +295,14 @@ def show(ctx: typer.Context, name: str) -> None:
 @app.command("remove")
 def remove(
     ctx: typer.Context,
-    name: str,
+    name: Name,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
 ) -> None:
     """Remove a provider and delete its keychain entry."""
     st = state(ctx)
     cfg, pc = _configured(st, name)
     if not yes:
-        if not sys.stdin.isatty():
+        if not _stdin_isatty():
             raise UsageError(f"refusing to remove {name} without confirmation", hint="add --yes")
         if not typer.confirm(f"Remove provider {name} and its stored key?", default=False):
             raise typer.Exit(1)
@@ -298,13 +339,13 @@ def _set_enabled(ctx: typer.Context, name: str, enabled: bool) -> None:
 
 
 @app.command("enable")
-def enable(ctx: typer.Context, name: str) -> None:
+def enable(ctx: typer.Context, name: Name) -> None:
     """Use this provider again."""
     _set_enabled(ctx, name, True)
 
 
 @app.command("disable")
-def disable(ctx: typer.Context, name: str) -> None:
+def disable(ctx: typer.Context, name: Name) -> None:
     """Keep the provider but skip it in verify, sync and fallbacks."""
     _set_enabled(ctx, name, False)
 
@@ -312,8 +353,10 @@ def disable(ctx: typer.Context, name: str) -> None:
 @app.command("set-key")
 def set_key(
     ctx: typer.Context,
-    name: str,
-    key_stdin: Annotated[bool, typer.Option("--key-stdin", help="Read the key from standard input.")] = False,
+    name: Name,
+    key_stdin: Annotated[
+        bool, typer.Option("--key-stdin", help="Read the key from standard input.")
+    ] = False,
 ) -> None:
     """Store a provider's key in the OS keychain (hidden prompt, or --key-stdin)."""
     from callm.secrets import keychain_set, mask, read_key_stdin
@@ -357,8 +400,14 @@ def catalog_(ctx: typer.Context) -> None:
     st.out.table(
         ["name", "driver", "base url", "key variable", "default model", "get a key"],
         [
-            [t.name, t.driver, t.base_url or "(your resource URL)", " / ".join(t.key_env) or "-",
-             t.default_model or "-", t.docs_url]
+            [
+                t.name,
+                t.driver,
+                t.base_url or "(your resource URL)",
+                " / ".join(t.key_env) or "-",
+                t.default_model or "-",
+                t.docs_url,
+            ]
             for t in rows.values()
         ],
     )
@@ -367,9 +416,14 @@ def catalog_(ctx: typer.Context) -> None:
 @app.command("verify")
 def verify(
     ctx: typer.Context,
-    names: Annotated[Optional[list[str]], typer.Argument(help="Providers to check (default: all enabled).")] = None,
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Providers to check (default: all enabled).")
+    ] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds per provider.")] = 10.0,
-    probe: Annotated[Optional[str], typer.Option("--probe", metavar="MODEL", help="Also send a 1-token completion.")] = None,
+    probe: Annotated[
+        str | None,
+        typer.Option("--probe", metavar="MODEL", help="Also send a 1-token completion."),
+    ] = None,
 ) -> None:
     """Check that providers work: key present, endpoint reachable, key accepted."""
     from callm.cli.verify_view import run_verify

@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from callm.drivers import DRIVER_NAMES
+
+# A provider name is the first half of `provider/model` and part of CALLM_<NAME>_API_KEY.
+_PROVIDER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def check_provider_name(name: str) -> str:
+    if not _PROVIDER_NAME.fullmatch(name):
+        raise ValueError(
+            f"bad provider name {name!r}: use letters, digits, '.', '_' and '-' "
+            "(starting with a letter or digit)"
+        )
+    return name
 
 
 class _Strict(BaseModel):
@@ -64,6 +77,13 @@ class Config(_Strict):
     fallbacks: dict[str, list[str]] = Field(default_factory=dict)
     retry: RetryConfig = Field(default_factory=RetryConfig)
     pricing: dict[str, PriceOverride] = Field(default_factory=dict)
+
+    @field_validator("providers")
+    @classmethod
+    def _provider_names(cls, v: dict[str, ProviderConfig]) -> dict[str, ProviderConfig]:
+        for name in v:
+            check_provider_name(name)
+        return v
 
     def to_toml_dict(self) -> dict:
         """What gets written: defaults left out so the file stays short and readable."""
