@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -675,3 +676,31 @@ def test_commands_cope_with_no_standard_input(isolated_env: IsolatedEnv) -> None
     proc = _closed_stdin("providers", "remove", "openai")
     assert proc.returncode == 2 and "--yes" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_ctrl_c_at_the_key_prompt_exits_130(
+    cli: Cli, isolated_env: IsolatedEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import getpass
+
+    def interrupted(prompt: str = "") -> str:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(getpass, "getpass", interrupted)
+    assert cli("providers", "add", "openai", "--no-verify").code == 0
+    res = cli("providers", "set-key", "openai", tty=True)
+    assert res.code == 130
+    assert "Traceback" not in res.stderr and "error" not in res.stderr
+    assert keychain_get("openai") is None
+
+
+def test_output_cut_short_by_a_closed_pipe_exits_quietly(isolated_env: IsolatedEnv) -> None:
+    proc = subprocess.run(
+        f"{shlex.quote(sys.executable)} -m callm providers catalog | head -1",
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.stdout.startswith("name\tdriver")
+    assert proc.stderr == ""
