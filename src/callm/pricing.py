@@ -229,7 +229,7 @@ def check_budget(estimate: Estimate, max_cost: float) -> None:
         price = estimate.price
         if estimate.min_cost is not None and price.output is not None:
             raise BudgetError(
-                f"cannot check --max-cost {format_usd(max_cost)}: the worst case is unknown"
+                f"cannot check --max-cost ${max_cost:g}: the worst case is unknown"
                 " (the model's max output is unknown)",
                 hint="pass --max-tokens N to bound the reply",
                 **where,
@@ -237,15 +237,14 @@ def check_budget(estimate: Estimate, max_cost: float) -> None:
         missing = [f for f in ("input", "output") if getattr(price, f) is None]
         what = " and ".join(missing) or "cache"
         raise BudgetError(
-            f"cannot check --max-cost {format_usd(max_cost)}: the {what} price of this model"
-            " is unknown",
+            f"cannot check --max-cost ${max_cost:g}: the {what} price of this model is unknown",
             hint='set it in the config ([pricing."provider/model"]) or run `callm models sync`',
             **where,
         )
     if estimate.max_cost > max_cost:
         raise BudgetError(
             f"worst case {format_usd(estimate.max_cost)} exceeds --max-cost"
-            f" {format_usd(max_cost)} (~{estimate.input_tokens} input tokens, up to"
+            f" ${max_cost:g} (~{estimate.input_tokens} input tokens, up to"
             f" {estimate.max_output_tokens} output tokens; prices: {estimate.price.source})",
             hint="raise --max-cost, or lower --max-tokens",
             **where,
