@@ -310,3 +310,70 @@ def test_bad_provider_name_in_the_file_is_named(isolated_env: IsolatedEnv) -> No
     path = isolated_env.write_config('[providers."my lab"]\ndriver = "sim"\n')
     with pytest.raises(ConfigError, match="bad provider name 'my lab'"):
         store.load(path)
+
+
+# ---- the user's comments and layout survive a save -----------------------------------------
+
+COMMENTED = """\
+# callm config -- mine, with notes
+default_model = "lab/m1"  # the usual
+
+[providers.lab]   # the box under my desk
+driver = "openai-compatible"
+base_url = "http://127.0.0.1:8000/v1"
+key = "none"
+enabled = true  # explicit, although it is the default
+headers = { "X-Team" = "a" }
+
+# spare
+[providers.spare]
+driver = "sim"
+
+[retry]
+attempts = 3  # the default, written out
+"""
+
+
+def test_saving_keeps_comments_layout_and_explicit_defaults(
+    cli: Cli, isolated_env: IsolatedEnv
+) -> None:
+    path = isolated_env.write_config(COMMENTED)
+    assert cli("providers", "add", "groq", "--no-verify").code == 0
+    assert cli("providers", "disable", "spare").code == 0
+    assert cli("providers", "enable", "spare").code == 0
+    text = path.read_text()
+    for kept in [
+        "# callm config -- mine, with notes",
+        'default_model = "lab/m1"  # the usual',
+        "[providers.lab]   # the box under my desk",
+        "enabled = true  # explicit, although it is the default",
+        'headers = { "X-Team" = "a" }',
+        "attempts = 3  # the default, written out",
+    ]:
+        assert kept in text
+    assert "[providers.groq]" in text
+    cfg = store.load(path)
+    assert set(cfg.providers) == {"lab", "spare", "groq"}
+    assert cfg.providers["spare"].enabled is True
+
+
+def test_saving_changes_only_what_changed(cli: Cli, isolated_env: IsolatedEnv) -> None:
+    path = isolated_env.write_config(COMMENTED)
+    assert cli("providers", "disable", "lab").code == 0
+    text = path.read_text()
+    assert "enabled = false  # explicit, although it is the default" in text
+    assert text.replace("enabled = false", "enabled = true") == COMMENTED
+
+    assert cli("providers", "remove", "spare", "--yes").code == 0
+    text = path.read_text()
+    assert "[providers.spare]" not in text
+    assert "[providers.lab]   # the box under my desk" in text
+
+
+def test_new_tables_are_tables_and_headers_inline(isolated_env: IsolatedEnv) -> None:
+    path = isolated_env.config_path
+    store.save(path, _sample())
+    text = path.read_text()
+    assert "[providers.lab]" in text
+    assert 'headers = {X-Team = "a"}' in text or 'headers = { X-Team = "a" }' in text
+    assert store.load(path) == _sample()

@@ -235,7 +235,7 @@ def _call_with_retries(
                 raise exc from None
             wait = wait_before_retry(exc, n, policy)
             notice(
-                f"{_verb(exc)} by {target.provider}, retrying in {wait:.1f} s "
+                f"{_what_failed(exc, target.provider)}, retrying in {wait:.1f} s "
                 f"(attempt {n + 1}/{policy.attempts})"
             )
             time.sleep(wait)
@@ -247,14 +247,15 @@ def _retryable(exc: CallmError) -> bool:
     return exc.retryable
 
 
-def _verb(exc: CallmError) -> str:
+def _what_failed(exc: CallmError, provider: str) -> str:
+    """The start of a retry notice: "rate-limited by openai", "openai timed out"..."""
     cause = exc.cause if isinstance(exc, StreamError) and exc.cause else exc
     return {
-        "rate_limit": "rate-limited",
-        "overloaded": "overloaded",
-        "timeout": "timed out",
-        "network": "network error",
-    }.get(cause.kind, "server error")
+        "rate_limit": f"rate-limited by {provider}",
+        "overloaded": f"{provider} is overloaded",
+        "timeout": f"{provider} timed out",
+        "network": f"network error reaching {provider}",
+    }.get(cause.kind, f"server error from {provider}")
 
 
 def _label(exc: CallmError, target: Target) -> None:

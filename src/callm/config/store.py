@@ -18,6 +18,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+_HANDS_OFF = "fix the file by hand; callm will not overwrite it"
+
 
 def read_toml(path: Path) -> dict[str, Any]:
     """The raw TOML table; a syntax error names the file, line and column."""
@@ -33,9 +35,7 @@ def read_toml(path: Path) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         # tomllib says "... (at line 3, column 7)"
-        raise ConfigError(
-            f"{path}: invalid TOML: {exc}", hint="fix the file by hand; callm will not overwrite it"
-        ) from None
+        raise ConfigError(f"{path}: invalid TOML: {exc}", hint=_HANDS_OFF) from None
 
 
 def load(path: Path) -> Config:
@@ -55,18 +55,73 @@ def load(path: Path) -> Config:
         else:
             msg = f"{field}: {err['msg']}"
         more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-        raise ConfigError(
-            f"{path}: {msg}{more}", hint="fix the file by hand; callm will not overwrite it"
-        ) from None
+        raise ConfigError(f"{path}: {msg}{more}", hint=_HANDS_OFF) from None
 
 
 def save(path: Path, config: Config) -> None:
     """Write atomically: temp file in the same directory, fsync, rename. On any failure
     (full disk, permissions) the old file is untouched and the temp file is removed."""
-    import tomli_w
+    write_atomic(path, render(path, config))
 
-    data = tomli_w.dumps(config.to_toml_dict())
-    write_atomic(path, data)
+
+def render(path: Path, config: Config) -> str:
+    """The new text of the config file. The file on disk is updated in place rather than
+    rewritten, so the user's comments, layout and explicit defaults survive; only values that
+    changed are replaced, new ones appended, removed ones dropped."""
+    import tomlkit
+    from tomlkit.exceptions import ParseError
+
+    try:
+        old = path.read_text(encoding="utf-8") if path.exists() else ""
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}", hint=_HANDS_OFF) from None
+    try:
+        doc = tomlkit.parse(old)
+    except ParseError as exc:  # load() refuses such a file first; never overwrite it
+        raise ConfigError(f"{path}: invalid TOML: {exc}", hint=_HANDS_OFF) from None
+    full = config.model_dump(exclude_none=True)
+    _sync(doc, config.to_toml_dict(), full, depth=0)
+    return tomlkit.dumps(doc)
+
+
+_ABSENT = object()
+
+
+def _sync(table: Any, want: dict[str, Any], full: dict[str, Any], depth: int) -> None:
+    """Make `table` (tomlkit) hold `want` (non-default values). A key that `want` lacks is
+    dropped, unless the user wrote it with its default value (as found in `full`)."""
+    for key in [k for k in table if k not in want]:
+        have, default = table[key], full.get(key, _ABSENT)
+        if isinstance(have, dict) and isinstance(default, dict):
+            _sync(have, {}, default, depth + 1)
+            if not have:
+                del table[key]
+        elif default is _ABSENT or _plain(have) != default:
+            del table[key]
+    for key, value in want.items():
+        have = table.get(key)
+        if isinstance(value, dict) and isinstance(have, dict):
+            sub = full.get(key)
+            _sync(have, value, sub if isinstance(sub, dict) else {}, depth + 1)
+        elif have is None or _plain(have) != value:
+            table[key] = _item(value, depth + 1)
+
+
+def _plain(value: Any) -> Any:
+    unwrap = getattr(value, "unwrap", None)
+    return unwrap() if callable(unwrap) else value
+
+
+def _item(value: Any, depth: int) -> Any:
+    """Tables for the top two levels ([providers.lab], [aliases]); inline below (headers)."""
+    import tomlkit
+
+    if not isinstance(value, dict):
+        return value
+    table = tomlkit.table() if depth <= 2 else tomlkit.inline_table()
+    for k, v in value.items():
+        table[k] = _item(v, depth + 1)
+    return table
 
 
 def write_atomic(path: Path, text: str) -> None:
