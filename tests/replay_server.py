@@ -23,6 +23,7 @@ class Reply:
     delay: float = 0.0  # before each chunk (or before the body)
     reset_after: int | None = None  # drop the connection after this many chunks
     stall: float = 0.0  # sleep this long before answering at all
+    drop: bool = False  # reset the connection (RST) without answering at all
 
 
 @dataclass
@@ -31,6 +32,7 @@ class Seen:
     path: str
     headers: dict[str, str]
     body: bytes
+    at: float = field(default_factory=time.monotonic)  # when the request had been read
 
     @property
     def json(self) -> Any:
@@ -63,7 +65,10 @@ class ReplayServer:
                     reply = Reply(
                         404, {"content-type": "application/json"}, b'{"error": "no script"}'
                     )
-                server._answer(self, reply)
+                try:
+                    server._answer(self, reply)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (a timeout test): nothing to do
 
             do_GET = do_POST = do_PUT = do_DELETE = _handle
 
@@ -82,6 +87,9 @@ class ReplayServer:
     def _answer(self, h: BaseHTTPRequestHandler, r: Reply) -> None:
         if r.stall:
             time.sleep(r.stall)
+        if r.drop:
+            _reset(h)
+            return
         h.send_response(r.status)
         skip = {"content-length", "transfer-encoding", "connection", "content-encoding"}
         for k, v in r.headers.items():

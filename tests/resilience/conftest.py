@@ -1,0 +1,54 @@
+"""Fixtures for the resilience tests: fault servers and the config that points at them."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+if str(Path(__file__).parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).parent))
+
+from harness import config_text
+
+from replay_server import ReplayServer
+
+
+@pytest.fixture
+def configure(isolated_env: Any) -> Any:
+    """configure({"lab": ("openai", srv.url)}, attempts=2, ...) writes the config file."""
+
+    def write(providers: dict[str, tuple[str, str]], **kw: Any) -> Path:
+        return isolated_env.write_config(config_text(providers, **kw))
+
+    return write
+
+
+@pytest.fixture
+def server() -> Iterator[ReplayServer]:
+    srv = ReplayServer().start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture
+def server2() -> Iterator[ReplayServer]:
+    srv = ReplayServer().start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture
+def server3() -> Iterator[ReplayServer]:
+    srv = ReplayServer().start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
