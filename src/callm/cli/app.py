@@ -7,7 +7,7 @@ import importlib
 import sys
 from collections.abc import Callable, Iterator, MutableMapping
 from functools import partial
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
@@ -118,15 +118,23 @@ def _version(value: bool) -> None:
 def root(
     ctx: typer.Context,
     config: Annotated[
-        Optional[str],
-        typer.Option("--config", metavar="PATH", help="Config file (default: CALLM_CONFIG or XDG).")
+        str | None,
+        typer.Option(
+            "--config", metavar="PATH", help="Config file (default: CALLM_CONFIG or XDG)."
+        ),
     ] = None,
     json_out: Annotated[
         bool, typer.Option("--json", help="Machine output: one JSON document on stdout.")
     ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or cost lines.")] = False,
-    no_color: Annotated[bool, typer.Option("--no-color", help="No colours (also NO_COLOR).")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show details and tracebacks.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress or cost lines.")
+    ] = False,
+    no_color: Annotated[
+        bool, typer.Option("--no-color", help="No colours (also NO_COLOR).")
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show details and tracebacks.")
+    ] = False,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
@@ -151,5 +159,5 @@ def run(args: list[str]) -> int:
     try:
         result = app(args=args, prog_name="callm", standalone_mode=False)
         return result if isinstance(result, int) else 0
-    except BaseException as exc:  # noqa: BLE001 - this is the one place that decides
+    except BaseException as exc:  # this is the one place that decides
         return handle(exc, verbose="--verbose" in args or "-v" in args, json_mode="--json" in args)
