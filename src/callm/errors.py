@@ -45,7 +45,9 @@ class CallmError(Exception):
         where = self.where()
         what = self.summary()
         if where:
-            return f"{what} ({where}): {self.message}" if self.message != what else f"{what} ({where})"
+            return (
+                f"{what} ({where}): {self.message}" if self.message != what else f"{what} ({where})"
+            )
         return self.message if self.message == what else f"{what}: {self.message}"
 
     def summary(self) -> str:

@@ -34,10 +34,17 @@ def handle(exc: BaseException, *, verbose: bool = False, json_mode: bool = False
 
         sys.stderr.write(scrub("".join(traceback.format_exception(exc))))
     if isinstance(exc, CallmError):
-        _print_error(scrub(exc.one_line()), scrub(exc.hint) if exc.hint else None, json_mode, exc.kind)
+        _print_error(
+            scrub(exc.one_line()), scrub(exc.hint) if exc.hint else None, json_mode, exc.kind
+        )
         return exc.exit_code
     if isinstance(exc, OSError):
-        _print_error(scrub(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")), None, json_mode, "os")
+        _print_error(
+            scrub(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")),
+            None,
+            json_mode,
+            "os",
+        )
         return EXIT_FAILED
     _print_error(
         scrub(f"internal error: {type(exc).__name__}: {exc}"),
