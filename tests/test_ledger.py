@@ -161,6 +161,22 @@ def test_torn_spill_lines_are_skipped_not_fatal(data_dir: Path, capsys) -> None:
     assert not spill.exists()
 
 
+def test_a_spilled_row_the_table_refuses_does_not_block_the_rest(data_dir: Path, capsys) -> None:
+    data_dir.mkdir(parents=True)
+    spill = data_dir / usage.SPILL_NAME
+    lines = [
+        {"ts": 1.0, "provider": "sim", "model": "refused", "attempts": {"not": "an int"}},
+        {"ts": 2.0, "provider": "sim", "model": "kept", "outcome": None},  # NOT NULL: default
+    ]
+    spill.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    record(row(model="new"))
+    got = rows(data_dir / "callm.db")
+    assert [(r["model"], r["outcome"]) for r in got] == [("kept", "ok"), ("new", "ok")]
+    err = capsys.readouterr().err
+    assert "skipped 1 spilled usage row(s)" in err and "imported 1 usage row(s)" in err
+    assert not spill.exists()
+
+
 def test_append_after_a_torn_line_starts_a_new_line(tmp_path: Path) -> None:
     f = tmp_path / "spill.jsonl"
     f.write_bytes(b'{"torn')

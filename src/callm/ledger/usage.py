@@ -123,6 +123,7 @@ def _import_and_insert(conn: Any, db: Path, values: dict[str, Any], pending: lis
     claimed: list[tuple[Path, int]] = []
     spilled: list[dict[str, Any]] = []
     removed = False
+    imported = 0
     try:
         for p in pending:
             got = _claim(p)
@@ -130,8 +131,7 @@ def _import_and_insert(conn: Any, db: Path, values: dict[str, Any], pending: lis
                 fd, rows = got
                 claimed.append((p, fd))
                 spilled.extend(rows)
-        rows = [tuple(r.get(c, _DEFAULTS[c]) for c in COLUMNS) for r in spilled]
-        conn.executemany(_INSERT, rows)
+        imported = _insert_spilled(conn, spilled)
         conn.execute(_INSERT, tuple(values[c] for c in COLUMNS))
         for p, _ in claimed:
             p.unlink()
@@ -149,7 +149,33 @@ def _import_and_insert(conn: Any, db: Path, values: dict[str, Any], pending: lis
         for _, fd in claimed:
             os.close(fd)
     if spilled:
-        _say(f"note: imported {len(spilled)} usage row(s) spilled while the ledger was unwritable")
+        _say(f"note: imported {imported} usage row(s) spilled while the ledger was unwritable")
+
+
+def _insert_spilled(conn: Any, spilled: list[dict[str, Any]]) -> int:
+    """Insert spilled rows one by one: a row the table refuses (a hand-edited line) is skipped
+    rather than blocking the ledger for good. Any other error (busy, disk full) propagates."""
+    import sqlite3
+
+    bad = 0
+    for r in spilled:
+        conn.execute("SAVEPOINT spilled_row")
+        try:
+            conn.execute(
+                _INSERT, tuple(_DEFAULTS[c] if r.get(c) is None else r[c] for c in COLUMNS)
+            )
+        except (sqlite3.Error, ValueError, OverflowError, TypeError) as exc:
+            refused = not isinstance(exc, sqlite3.Error) or isinstance(
+                exc, (sqlite3.IntegrityError, sqlite3.InterfaceError)
+            )
+            if not refused and "binding" not in str(exc):  # 3.11+: ProgrammingError on binding
+                raise
+            bad += 1
+            conn.execute("ROLLBACK TO spilled_row")
+        conn.execute("RELEASE spilled_row")
+    if bad:
+        _say(f"warning: skipped {bad} spilled usage row(s) the ledger refused")
+    return len(spilled) - bad
 
 
 def _claim(path: Path) -> tuple[int, list[dict[str, Any]]] | None:
@@ -189,7 +215,7 @@ def _claim(path: Path) -> tuple[int, list[dict[str, Any]]] | None:
 _DEFAULTS: dict[str, Any] = {
     f.name: None if f.default is MISSING else f.default for f in fields(UsageRow)
 }
-_DEFAULTS["ts"] = 0.0
+_DEFAULTS.update(ts=0.0, provider="unknown", model="unknown")
 
 
 # ---- spilling -----------------------------------------------------------------------------
