@@ -219,7 +219,7 @@ def _call_with_retries(
         watch = _Watch(sink, start)
         acc = StreamAccumulator()
         try:
-            _one_call(driver, ep, request, acc, watch)
+            _one_call(driver, ep, request, acc, watch, target.config.connect_timeout)
             out.result = acc.finish()
             _note_first_token(out, watch, start)
             return
@@ -269,7 +269,12 @@ def _note_first_token(out: CallOutcome, watch: _Watch, start: float) -> None:
 
 
 def _one_call(
-    driver: Any, ep: Any, request: ChatRequest, acc: StreamAccumulator, sink: Sink
+    driver: Any,
+    ep: Any,
+    request: ChatRequest,
+    acc: StreamAccumulator,
+    sink: Sink,
+    connect_timeout: float = 10.0,
 ) -> None:
     """A single HTTP exchange (or a sim run), events into acc and sink."""
 
@@ -293,7 +298,7 @@ def _one_call(
     from callm import transport
 
     req = driver.chat_request(ep, request)
-    timeouts = transport.Timeouts(connect=min(ep.timeout, 10.0), read=ep.timeout)
+    timeouts = transport.Timeouts(connect=connect_timeout, read=ep.timeout)
     if not request.stream:
         resp = transport.send(req, timeouts, ep.name)
         if resp.status >= 300:
