@@ -5,6 +5,7 @@ histogram), kept by triggers (ledger/db.py); the partial days at the edges of a 
 range come from the `usage` rows themselves (ts index), in the same shape; merged here.
 Latency percentiles are nearest-rank over those buckets: exact while a bucket holds one distinct
 latency (small ledgers), otherwise interpolated between the bucket's min and max (~5% wide).
+Days are local days; the rollups use the time zone of the process that wrote each row.
 """
 
 from __future__ import annotations
