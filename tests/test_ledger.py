@@ -203,6 +203,24 @@ def test_locked_db_is_retried_not_spilled(data_dir: Path, monkeypatch, capsys) -
     assert capsys.readouterr().err == ""
 
 
+def test_disk_full_spills_at_once(data_dir: Path, monkeypatch, capsys) -> None:
+    from callm.ledger import db as dbmod
+
+    calls = {"n": 0}
+
+    def full(path=None):
+        calls["n"] += 1
+        raise CallmError("data DB x is not usable: database or disk is full")
+
+    monkeypatch.setattr(dbmod, "connect", full)
+    data_dir.mkdir(parents=True)
+    record(row(model="big"))
+    assert calls["n"] == 1  # not a lock: no point retrying
+    spilled = (data_dir / usage.SPILL_NAME).read_text().splitlines()
+    assert [json.loads(x)["model"] for x in spilled] == ["big"]
+    assert "database or disk is full" in capsys.readouterr().err
+
+
 def test_a_writer_holding_the_lock_is_waited_for(data_dir: Path) -> None:
     record(row(model="first"))
     holder = sqlite3.connect(data_dir / "callm.db", isolation_level=None, check_same_thread=False)
