@@ -315,7 +315,11 @@ def _one_call(
                 emit(parser.feed(chunk))
             emit(parser.close())
         except CallmError as exc:
-            # an error after the 200: the vendor's in-stream error or a dropped connection
+            # An error after the 200: the vendor's in-stream error or a dropped connection.
+            # Before any text it is that error (its kind, exit code, retry); after, the
+            # stream broke and the text that arrived is kept.
+            if not acc.text:
+                raise
             raise StreamError(exc.message, partial=acc.text, cause=exc) from None
     _check_finished(acc)
 
