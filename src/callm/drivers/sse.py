@@ -32,7 +32,7 @@ class SSEDecoder:
     """WHATWG event-stream parsing: `data:` lines joined by LF, `event:` names, comments
     (`: ping`) ignored, dispatch on a blank line. Yields (event name or None, data bytes)."""
 
-    __slots__ = ("_pending", "_event", "_data")
+    __slots__ = ("_data", "_event", "_pending")
 
     def __init__(self) -> None:
         self._pending = b""
@@ -47,6 +47,9 @@ class SSEDecoder:
         out: list[tuple[str | None, bytes]] = []
         data = self._data
         for line in lines:
+            if line[:6] == b"data: ":  # fast path for the usual line; same result as below
+                data.append(line[6:])
+                continue
             if not line:
                 if data:
                     out.append((self._event, data[0] if len(data) == 1 else b"\n".join(data)))
@@ -64,6 +67,12 @@ class SSEDecoder:
                 self._event = value.decode("utf-8", "replace")
             # id: and retry: fields carry nothing callm needs
         return out
+
+    @property
+    def idle(self) -> bool:
+        """Nothing buffered: the next read starts a new line of a new event. Lets a parser
+        take a whole `data: {...}\\n\\n` read without the line loop."""
+        return not self._pending and not self._data and self._event is None
 
     def close(self) -> list[tuple[str | None, bytes]]:
         """End of stream: a final event without its blank line still counts."""
