@@ -13,7 +13,7 @@ from callm.config import store
 from callm.config.schema import Config, ProviderConfig
 from callm.errors import EXIT_USAGE, ConfigError
 from callm.paths import config_path, data_dir, db_path
-from conftest import Cli, IsolatedEnv
+from isolation import Cli, IsolatedEnv
 
 GOOD = """\
 # my providers

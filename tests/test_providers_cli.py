@@ -16,7 +16,7 @@ import keyring.core
 import pytest
 
 from callm.secrets import keychain_get, keychain_set
-from conftest import Cli, IsolatedEnv
+from isolation import Cli, IsolatedEnv
 from keyring_backends import ForgetfulKeyring
 from replay_server import ReplayServer, Reply, serving
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import IsolatedEnv
+from isolation import IsolatedEnv
 
 pytestmark = pytest.mark.secret_service
 

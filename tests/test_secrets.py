@@ -29,7 +29,7 @@ from callm.secrets import (
     resolve_key,
     scrub,
 )
-from conftest import Cli, IsolatedEnv
+from isolation import Cli, IsolatedEnv
 from keyring_backends import ExplodingKeyring, ForgetfulKeyring, SleepingKeyring
 
 TESTS = Path(__file__).parent

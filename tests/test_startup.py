@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import IsolatedEnv
+from isolation import IsolatedEnv
 
 HEAVY = ["httpx", "pydantic", "keyring", "sqlite3", "rich.live"]
 
