@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -278,7 +279,11 @@ def _one_call(
 ) -> None:
     """A single HTTP exchange (or a sim run), events into acc and sink."""
 
+    got = 0  # events so far
+
     def emit(events: list[StreamEvent]) -> None:
+        nonlocal got
+        got += len(events)
         for ev in events:
             acc.add(ev)
             sink(ev)
@@ -302,18 +307,30 @@ def _one_call(
     if not request.stream:
         resp = transport.send(req, timeouts, ep.name)
         if resp.status >= 300:
-            raise driver.parse_error(resp.status, resp.headers, resp.body)
-        emit(driver.parse_response(resp.body))
-        _check_finished(acc)
+            raise _http_error(driver, resp.status, resp.headers, resp.body)
+        with _reading():
+            emit(driver.parse_response(resp.body))
+        _check_finished(acc, None if got else resp.body, "a reply")
         return
     with transport.stream(req, timeouts, ep.name) as resp:
         if resp.status >= 300:
-            raise driver.parse_error(resp.status, resp.headers, resp.read_all())
+            raise _http_error(driver, resp.status, resp.headers, resp.read_all())
         parser = driver.stream_parser()
+        head: bytearray | None = bytearray()  # the body while it yields no event
         try:
-            for chunk in resp.chunks:
-                emit(parser.feed(chunk))
-            emit(parser.close())
+            with _reading():
+                for chunk in resp.chunks:
+                    events = parser.feed(chunk)
+                    if head is not None:
+                        if events:
+                            head = None
+                        elif len(head) < _HEAD_LIMIT:
+                            head += chunk[: _HEAD_LIMIT - len(head)]
+                    emit(events)
+                emit(parser.close())
+                if head and not got and _is_json(resp.headers):
+                    # a server that ignored stream=true and sent the whole reply
+                    emit(driver.parse_response(bytes(head)))
         except CallmError as exc:
             # An error after the 200: the vendor's in-stream error or a dropped connection.
             # Before any text it is that error (its kind, exit code, retry); after, the
@@ -321,10 +338,43 @@ def _one_call(
             if not acc.text:
                 raise
             raise StreamError(exc.message, partial=acc.text, cause=exc) from None
-    _check_finished(acc)
+    _check_finished(acc, None if got else head)
 
 
-def _check_finished(acc: StreamAccumulator) -> None:
+_HEAD_LIMIT = 1 << 20  # a whole reply sent instead of a stream is never bigger than this
+# What a driver raises when a vendor's JSON has an unexpected shape (a list where an object
+# belongs...): a bad response, never a traceback.
+_SHAPE_ERRORS = (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError)
+
+
+@contextmanager
+def _reading() -> Iterator[None]:
+    try:
+        yield
+    except _SHAPE_ERRORS as exc:
+        detail = f"{type(exc).__name__}: {exc}"
+        raise BadResponseError(f"unexpected data from the provider ({detail[:160]})") from None
+
+
+def _http_error(driver: Any, status: int, headers: dict[str, str], body: bytes) -> CallmError:
+    """The driver's reading of an error reply; the status alone if the body is too odd."""
+    try:
+        return driver.parse_error(status, headers, body)
+    except _SHAPE_ERRORS:
+        from callm.drivers.base import body_text, error_from_http
+
+        return error_from_http(status, body_text(body), headers=headers)
+
+
+def _is_json(headers: dict[str, str]) -> bool:
+    ctype = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+    return "json" in ctype.lower() and "ndjson" not in ctype.lower()
+
+
+def _check_finished(
+    acc: StreamAccumulator, body: bytes | bytearray | None = None, expected: str = "a stream"
+) -> None:
+    """A reply must end with a finish reason. `body`: what came, when no event came of it."""
     if acc.result.finish_reason is None:
         if acc.text:
             raise StreamError(
@@ -333,6 +383,10 @@ def _check_finished(acc: StreamAccumulator) -> None:
                 cause=BadResponseError("truncated stream"),
             )
         if not acc._tools:  # a tool call alone is a complete answer
+            if body and body.strip():
+                from callm.drivers.base import body_text
+
+                raise BadResponseError(f"expected {expected}, got: {body_text(bytes(body), 200)}")
             raise BadResponseError("the provider sent an empty reply")
         acc.add(Finished("tool_call"))
 
