@@ -28,6 +28,9 @@ ESTIMATE_METHOD = "offline estimate: ~4 chars/token"
 # ---- which price ----------------------------------------------------------------------------
 
 
+SIM_PRICE = Price(input=0.0, output=0.0, cached_input=0.0, cache_write=0.0, source="sim (free)")
+
+
 def price_for(config: Config | None, provider: str, model: str) -> Price:
     """The price of provider/model: overrides > synced vendor prices > catalog > unknown.
 
@@ -112,6 +115,8 @@ def _hints(config: Config | None, provider: str) -> dict[str, Any]:
 
 
 def _catalog_price(provider: str, model: str, hints: dict[str, Any]) -> Price | None:
+    if hints.get("driver", "sim" if provider == "sim" else None) == "sim":
+        return SIM_PRICE  # the offline simulator costs nothing, whatever the model name
     try:
         from callm.catalog.models import catalog_price
     except ImportError:

@@ -153,9 +153,37 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(code)
 
 
+GLOBAL_FLAGS = frozenset({"--json", "--quiet", "-q", "--no-color", "--verbose", "-v"})
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """Let global options stand anywhere (`callm providers list --json`, as users type it):
+    move them before the sub-command, where click expects them. Nothing after `--` moves."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            rest += args[i:]
+            break
+        if a in GLOBAL_FLAGS:
+            front.append(a)
+        elif a == "--config" and i + 1 < len(args):
+            front += [a, args[i + 1]]
+            i += 1
+        elif a.startswith("--config="):
+            front.append(a)
+        else:
+            rest.append(a)
+        i += 1
+    return front + rest
+
+
 def run(args: list[str]) -> int:
     from callm.cli.errors import handle
 
+    args = hoist_global_options(args)
     try:
         result = app(args=args, prog_name="callm", standalone_mode=False)
         return result if isinstance(result, int) else 0

@@ -52,18 +52,23 @@ def _typed(raw: str) -> Any:
 def chat(
     ctx: typer.Context,
     prompt: Annotated[
-        list[str] | None, typer.Argument(help="The prompt (words are joined).")
+        list[str] | None, typer.Argument(metavar="PROMPT", help="The prompt (words are joined).")
     ] = None,
     model: Annotated[
-        str | None, typer.Option("--model", "-m", help="provider/model, alias or provider.")
+        str | None,
+        typer.Option("--model", "-m", metavar="MODEL", help="provider/model, alias or provider."),
     ] = None,
-    system: Annotated[str | None, typer.Option("--system", "-s", help="System prompt.")] = None,
+    system: Annotated[
+        str | None, typer.Option("--system", "-s", metavar="TEXT", help="System prompt.")
+    ] = None,
     option: Annotated[
         list[str] | None,
         typer.Option("--option", "-o", metavar="KEY=VALUE", help="Driver option (repeatable)."),
     ] = None,
-    temperature: Annotated[float | None, typer.Option("--temperature", min=0.0, max=2.0)] = None,
-    max_tokens: Annotated[int | None, typer.Option("--max-tokens", min=1)] = None,
+    temperature: Annotated[
+        float | None, typer.Option("--temperature", metavar="T", min=0.0, max=2.0)
+    ] = None,
+    max_tokens: Annotated[int | None, typer.Option("--max-tokens", metavar="N", min=1)] = None,
     no_stream: Annotated[
         bool, typer.Option("--no-stream", help="Ask for the whole reply at once.")
     ] = False,
@@ -102,7 +107,7 @@ def chat(
         fallbacks=list(fallback or []),
     )
     if not text:
-        if sys.stdin.isatty() and sys.stdout.isatty() and not (estimate or st.out.json_mode):
+        if _isatty(sys.stdin) and _isatty(sys.stdout) and not (estimate or st.out.json_mode):
             raise typer.Exit(_interactive(st, spec))
         raise UsageError("no prompt given", hint='callm chat -m sim "hello", or pipe text on stdin')
     if estimate or max_cost is not None:
@@ -115,7 +120,7 @@ def chat(
 
 def _prompt_text(words: list[str]) -> str:
     text = " ".join(words).strip()
-    if not sys.stdin.isatty():
+    if sys.stdin is not None and not _isatty(sys.stdin):
         try:
             piped = sys.stdin.read()
         except (OSError, ValueError, UnicodeDecodeError) as exc:
@@ -123,6 +128,14 @@ def _prompt_text(words: list[str]) -> str:
         if piped.strip():
             text = f"{text}\n\n{piped}" if text else piped
     return text
+
+
+def _isatty(stream: Any) -> bool:
+    """False for a closed or missing stream (`callm chat ... <&-` leaves sys.stdin None)."""
+    try:
+        return stream is not None and stream.isatty()
+    except (ValueError, OSError):
+        return False
 
 
 def _estimate(
