@@ -28,19 +28,55 @@ def _split_lines(pending: bytes, chunk: bytes) -> tuple[list[bytes], bytes]:
     return lines, lines.pop() + tail
 
 
+class _LongLine:
+    """The later pieces of a line that spans many reads. Joining them once, when the line
+    ends, keeps a long line linear (pending + chunk on every read copies it again each time:
+    a 16 MB line took seconds)."""
+
+    __slots__ = ("parts", "size")
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.size = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.parts)
+
+    def add(self, chunk: bytes, pending: int) -> None:
+        self.parts.append(chunk)
+        self.size += len(chunk)
+        if pending + self.size > MAX_LINE_BYTES:
+            raise BadResponseError(f"stream line longer than {MAX_LINE_BYTES} bytes")
+
+    def join(self, pending: bytes) -> bytes:
+        whole = b"".join([pending, *self.parts])
+        self.parts, self.size = [], 0
+        return whole
+
+
 class SSEDecoder:
     """WHATWG event-stream parsing: `data:` lines joined by LF, `event:` names, comments
     (`: ping`) ignored, dispatch on a blank line. Yields (event name or None, data bytes)."""
 
-    __slots__ = ("_data", "_event", "_pending")
+    __slots__ = ("_data", "_event", "_long", "_pending")
 
     def __init__(self) -> None:
         self._pending = b""
+        self._long = _LongLine()  # the rest of an unfinished line that spans many reads
         self._event: str | None = None
         self._data: list[bytes] = []
 
     def feed(self, chunk: bytes) -> list[tuple[str | None, bytes]]:
-        lines, rest = _split_lines(self._pending, chunk)
+        pending = self._pending
+        if pending:
+            # A line that goes on without an end (no LF/CR, and no CR left that a LF may
+            # complete) is only collected: no rescan or copy of what came before.
+            if b"\n" not in chunk and b"\r" not in chunk and (self._long or pending[-1:] != b"\r"):
+                self._long.add(chunk, len(pending))
+                return []
+            if self._long:
+                pending = self._long.join(pending)
+        lines, rest = _split_lines(pending, chunk)
         if len(rest) > MAX_LINE_BYTES:
             raise BadResponseError(f"stream line longer than {MAX_LINE_BYTES} bytes")
         self._pending = rest
@@ -84,13 +120,21 @@ class SSEDecoder:
 class NDJSONDecoder:
     """Newline-delimited JSON (Ollama): yields each non-blank line."""
 
-    __slots__ = ("_pending",)
+    __slots__ = ("_long", "_pending")
 
     def __init__(self) -> None:
         self._pending = b""
+        self._long = _LongLine()
 
     def feed(self, chunk: bytes) -> list[bytes]:
-        buf = self._pending + chunk if self._pending else chunk
+        pending = self._pending
+        if pending:
+            if b"\n" not in chunk:  # the line goes on: collect, do not copy again
+                self._long.add(chunk, len(pending))
+                return []
+            if self._long:
+                pending = self._long.join(pending)
+        buf = pending + chunk if pending else chunk
         lines = buf.split(b"\n")
         self._pending = lines.pop()
         if len(self._pending) > MAX_LINE_BYTES:
@@ -98,6 +142,6 @@ class NDJSONDecoder:
         return [s for line in lines if (s := line.strip())]
 
     def close(self) -> list[bytes]:
-        rest = self._pending.strip()
+        rest = (self._long.join(self._pending) if self._long else self._pending).strip()
         self._pending = b""
         return [rest] if rest else []
