@@ -181,9 +181,12 @@ def _run_chain(
         t0 = time.monotonic()
         try:
             _call_with_retries(target, spec, sink, notice, out, policy, attempt, start)
-        except CallmError as exc:
-            attempt.outcome, attempt.error_kind = "error", exc.kind
+        except BaseException as exc:
             attempt.latency_ms = int((time.monotonic() - t0) * 1000)
+            if not isinstance(exc, CallmError):
+                attempt.outcome = "interrupted"
+                raise
+            attempt.outcome, attempt.error_kind = "error", exc.kind
             cooldown.record_result(target.provider, exc, policy)
             last_error = exc
             if out.text_shown or not should_fall_back(exc) or i == len(usable) - 1:
@@ -224,11 +227,13 @@ def _call_with_retries(
             out.result = acc.finish()
             _note_first_token(out, watch, start)
             return
-        except CallmError as exc:
+        except BaseException as exc:  # keep what arrived, whatever stopped it
             out.result = acc.finish()
             _note_first_token(out, watch, start)
+            out.text_shown = out.text_shown or watch.shown
+            if not isinstance(exc, CallmError):
+                raise  # Ctrl-C, or our reader went away
             if watch.shown:
-                out.text_shown = True
                 if not isinstance(exc, StreamError):
                     exc = StreamError(exc.message, partial=acc.text, cause=exc)
             _label(exc, target)
@@ -396,18 +401,25 @@ def _check_finished(
 
 def _settle_usage(cfg: Config, spec: CallSpec, out: CallOutcome) -> None:
     """Reported usage if the vendor sent it; otherwise an offline estimate, labelled so."""
-    from callm.pricing import cost, estimate_prompt_tokens, price_for
+    from callm.pricing import cost, estimate_prompt_tokens, estimate_text_tokens, price_for
 
     target = out.target
     assert target is not None
-    if out.result.usage is not None:
-        out.usage, out.usage_source = out.result.usage, "reported"
+    reported = out.result.usage
+    produced = out.result.text + out.result.reasoning
+    complete = out.error is None and not out.interrupted
+    if reported is not None and (complete or reported.output_tokens > 0 or not produced):
+        out.usage, out.usage_source = reported, "reported"
     else:
+        # No usage, or a stream cut short before its final usage report: estimate offline
+        # from what we sent and what arrived, and say so.
         prompt = "\n".join(m.content for m in spec.messages) + (spec.system or "")
-        produced = out.result.text + out.result.reasoning
         out.usage = Usage(
-            input_tokens=estimate_prompt_tokens(prompt) if out.attempts else 0,
-            output_tokens=estimate_prompt_tokens(produced) if produced else 0,
+            input_tokens=(reported.input_tokens if reported and reported.input_tokens else 0)
+            or (estimate_prompt_tokens(prompt) if out.attempts else 0),
+            output_tokens=estimate_text_tokens(produced) if produced else 0,
+            cache_read_tokens=reported.cache_read_tokens if reported else 0,
+            cache_write_tokens=reported.cache_write_tokens if reported else 0,
         )
         out.usage_source = "estimated"
     try:
