@@ -19,7 +19,8 @@ class Reply:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
-    chunks: list[bytes] | None = None  # sent one by one (chunked encoding) with `delay`
+    chunks: list[bytes | float] | None = None  # sent one by one (chunked) with `delay`;
+    # a number in the list is a pause of that many seconds at that point
     delay: float = 0.0  # before each chunk (or before the body)
     reset_after: int | None = None  # drop the connection after this many chunks
     stall: float = 0.0  # sleep this long before answering at all
@@ -110,6 +111,9 @@ class ReplayServer:
             if r.reset_after is not None and i >= r.reset_after:
                 _reset(h)
                 return
+            if isinstance(c, float | int):
+                time.sleep(c)
+                continue
             if r.delay:
                 time.sleep(r.delay)
             if c:
