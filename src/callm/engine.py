@@ -233,9 +233,8 @@ def _call_with_retries(
             out.text_shown = out.text_shown or watch.shown
             if not isinstance(exc, CallmError):
                 raise  # Ctrl-C, or our reader went away
-            if watch.shown:
-                if not isinstance(exc, StreamError):
-                    exc = StreamError(exc.message, partial=acc.text, cause=exc)
+            if watch.shown and not isinstance(exc, StreamError):
+                exc = StreamError(exc.message, partial=acc.text, cause=exc)
             _label(exc, target)
             if watch.shown or n == policy.attempts or not _retryable(exc):
                 raise exc from None
