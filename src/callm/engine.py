@@ -169,13 +169,20 @@ def _run_chain(
 
     policy = RetryPolicy.from_config(cfg.retry)
     usable = cooldown.filter_chain(chain, notice)
+    left = len(usable)
     last_error: CallmError | None = None
-    for i, target in enumerate(usable):
-        out.target = target
-        if i > 0 and last_error is not None:
-            notice(
-                f"{usable[i - 1].label} failed ({last_error.kind}); falling back to {target.label}"
+    tried: Target | None = None
+    for target in chain:
+        if target not in usable:  # cooling down: shown in the attempts, not called
+            out.attempts.append(
+                Attempt(target.provider, target.model, "skipped", "cooldown", None, tries=0)
             )
+            continue
+        left -= 1
+        out.target = target
+        if tried is not None and last_error is not None:
+            notice(f"{tried.label} failed ({last_error.kind}); falling back to {target.label}")
+        tried = target
         attempt = Attempt(target.provider, target.model, "ok")
         out.attempts.append(attempt)
         t0 = time.monotonic()
@@ -189,7 +196,7 @@ def _run_chain(
             attempt.outcome, attempt.error_kind = "error", exc.kind
             cooldown.record_result(target.provider, exc, policy)
             last_error = exc
-            if out.text_shown or not should_fall_back(exc) or i == len(usable) - 1:
+            if out.text_shown or not should_fall_back(exc) or left == 0:
                 raise
             continue
         attempt.latency_ms = int((time.monotonic() - t0) * 1000)
