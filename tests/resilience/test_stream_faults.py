@@ -339,3 +339,57 @@ def test_json_of_an_unexpected_shape(
     assert r.first_err.startswith(f"error: unreadable response ({model}): ")
     assert r.json["error"]["kind"] == "bad_response"
     r.assert_clean()
+
+
+# ---- the same faults without streaming (--no-stream) --------------------------------------
+
+NO_STREAM = ("chat", "-m", "lab/gpt-test", "--no-stream", "--json", "hi")
+WHOLE = {
+    "id": "c1",
+    "choices": [{"index": 0, "message": {"content": "whole"}, "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+}
+
+
+def test_no_stream_html_page(server: ReplayServer, configure) -> None:
+    server.default = Reply(
+        200, {"content-type": "text/html"}, b"<!DOCTYPE html><title>Sign in to Wi-Fi</title>"
+    )
+    configure({"lab": ("openai", server.url)})
+    r = callm(*NO_STREAM)
+    assert r.code == 1
+    assert r.first_err == (
+        "error: unreadable response (lab/gpt-test): expected JSON, got an HTML page: Sign in to"
+        " Wi-Fi"
+    )
+    assert len(server.seen) == 1
+
+
+def test_no_stream_truncated_body_is_a_network_error_and_retried(
+    server: ReplayServer, configure
+) -> None:
+    body = json.dumps(WHOLE).encode()
+    server.add(
+        Reply(200, JSON, chunks=[body[:20], body[20:]], reset_after=1), Reply(200, JSON, body)
+    )
+    configure({"lab": ("openai", server.url)})
+    r = callm(*NO_STREAM)
+    assert r.code == 0, r.stderr
+    assert r.json["text"] == "whole"
+    assert r.stderr.splitlines()[0].startswith("network error reaching lab, retrying in ")
+
+
+def test_no_stream_stall_and_rate_limit(server: ReplayServer, configure) -> None:
+    server.add(
+        Reply(stall=1.2),
+        Reply(429, {**JSON, "retry-after-ms": "400"}, b'{"error": {"message": "slow"}}'),
+        Reply(200, JSON, json.dumps(WHOLE).encode()),
+    )
+    configure({"lab": ("openai", server.url)}, timeout=0.5)
+    r = callm(*NO_STREAM)
+    assert r.code == 0, r.stderr
+    lines = r.stderr.splitlines()
+    assert lines[0].startswith("lab timed out, retrying in ")
+    assert lines[1] == "rate-limited by lab, retrying in 0.4 s (attempt 3/3)"
+    assert server.seen[2].at - server.seen[1].at == pytest.approx(0.4, rel=0.10)
+    r.assert_clean()

@@ -91,7 +91,12 @@ def loads(data: bytes | str) -> Any:
     try:
         return json.loads(data)
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
-        snippet = data[:120] if isinstance(data, str) else data[:120].decode("utf-8", "replace")
+        raw = data.encode("utf-8", "replace") if isinstance(data, str) else bytes(data)
+        start = raw[:200].lstrip().lower()
+        if start.startswith((b"<!doctype", b"<html", b"<head", b"<body")):
+            # a proxy's or captive portal's page: its title says more than its first bytes
+            raise BadResponseError(f"expected JSON, got an HTML page: {body_text(raw)}") from None
+        snippet = raw[:120].decode("utf-8", "replace")
         raise BadResponseError(f"invalid JSON from provider: {snippet!r}") from exc
 
 
