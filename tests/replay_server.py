@@ -40,6 +40,15 @@ class Seen:
         return json.loads(self.body) if self.body else None
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up (a timeout or reset test) is no error worth a traceback."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class ReplayServer:
     def __init__(self) -> None:
         self.replies: list[Reply] = []
@@ -73,7 +82,7 @@ class ReplayServer:
 
             do_GET = do_POST = do_PUT = do_DELETE = _handle
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = _QuietServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 

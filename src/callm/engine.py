@@ -247,7 +247,7 @@ def _call_with_retries(
                 raise exc from None
             wait = wait_before_retry(exc, n, policy)
             notice(
-                f"{_what_failed(exc, target.provider)}, retrying in {wait:.1f} s "
+                f"{_what_failed(exc, target.provider)}, retrying in {_seconds(wait)} s "
                 f"(attempt {n + 1}/{policy.attempts})"
             )
             time.sleep(wait)
@@ -257,6 +257,12 @@ def _retryable(exc: CallmError) -> bool:
     if isinstance(exc, StreamError):
         return exc.cause is not None and exc.cause.retryable
     return exc.retryable
+
+
+def _seconds(wait: float) -> str:
+    """1.0, 2.5, 30.0; short waits keep their digits (0.25, 0.05) instead of showing 0.0."""
+    text = f"{wait:.1f}" if wait >= 1 else f"{wait:.2f}"
+    return text[:-1] if text.endswith("0") and not text.endswith(".0") else text
 
 
 def _what_failed(exc: CallmError, provider: str) -> str:

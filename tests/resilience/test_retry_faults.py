@@ -238,3 +238,11 @@ def test_anthropic_auth_not_retried(server: ReplayServer, configure) -> None:
     assert r.first_err == "error: authentication failed (claude/claude-test): invalid x-api-key"
     assert len(server.seen) == 1
     r.assert_clean()
+
+
+def test_short_waits_are_shown_with_their_digits(server: ReplayServer, configure) -> None:
+    server.add(rate_limited("ms", 0.05), openai_ok())
+    configure({"lab": ("openai", server.url)})
+    r = callm(*CHAT)
+    assert r.code == 0, r.stderr
+    assert r.stderr.splitlines()[0] == "rate-limited by lab, retrying in 0.05 s (attempt 2/3)"
