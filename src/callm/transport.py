@@ -18,6 +18,13 @@ from callm.types import HttpRequest
 USER_AGENT = f"callm/{__version__}"
 
 
+class CannotSendError(NetworkError):
+    """The request cannot be sent at all (a bad URL, a header value that is not ASCII):
+    the same every time, so it is neither retried nor counted against the provider."""
+
+    retryable = False
+
+
 @dataclass(frozen=True, slots=True)
 class Timeouts:
     connect: float = 10.0
@@ -103,8 +110,21 @@ def map_error(exc: Exception, req: HttpRequest, t: Timeouts, provider: str | Non
             f"connection to {url} broke: {exc or type(exc).__name__}", provider=provider
         )
     if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
-        return NetworkError(f"bad URL {url}: {exc}", provider=provider)
+        where = f"{provider}'s" if provider else "the provider's"
+        return CannotSendError(
+            f"bad URL {url}: {exc}", provider=provider, hint=f"check {where} base_url in the config"
+        )
     return NetworkError(f"{type(exc).__name__} talking to {url}: {exc}", provider=provider)
+
+
+def _unencodable(exc: UnicodeError, provider: str | None) -> CannotSendError:
+    # The message names the position, never the value: the value may be the key.
+    reason = exc.reason if isinstance(exc, UnicodeEncodeError) else str(exc)
+    return CannotSendError(
+        f"cannot send the request: a header value is not plain ASCII ({reason})",
+        provider=provider,
+        hint=f"check {provider or 'the provider'}'s `headers` in the config, and its key",
+    )
 
 
 def send(req: HttpRequest, t: Timeouts = Timeouts(), provider: str | None = None) -> Response:
@@ -113,10 +133,10 @@ def send(req: HttpRequest, t: Timeouts = Timeouts(), provider: str | None = None
     try:
         r = c.send(_build(c, req, t))
         return Response(r.status_code, dict(r.headers), r.content)
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
         raise map_error(exc, req, t, provider) from None
     except UnicodeError as exc:  # e.g. a non-ASCII header value
-        raise NetworkError(f"cannot encode request: {exc}", provider=provider) from None
+        raise _unencodable(exc, provider) from None
 
 
 @contextmanager
@@ -127,10 +147,10 @@ def stream(
     c = client()
     try:
         r = c.send(_build(c, req, t), stream=True)
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
         raise map_error(exc, req, t, provider) from None
     except UnicodeError as exc:
-        raise NetworkError(f"cannot encode request: {exc}", provider=provider) from None
+        raise _unencodable(exc, provider) from None
 
     def chunks() -> Iterator[bytes]:
         try:

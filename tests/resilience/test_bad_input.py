@@ -161,3 +161,45 @@ def test_keys_never_reach_the_data_dir(server: ReplayServer, configure, isolated
             for key in KEYS.values():
                 assert key.encode() not in blob, f
     assert KEY_VARS["lab"] in isolated_env.config_path.read_text()
+
+
+@pytest.mark.parametrize(
+    ("base_url", "headers", "first_err", "hint"),
+    [
+        (
+            "htp://127.0.0.1:9/v1",
+            "",
+            "error: network error (lab/gpt-test): bad URL htp://127.0.0.1:9/v1/chat/completions:"
+            " Request URL has an unsupported protocol 'htp://'.",
+            "hint: check lab's base_url in the config",
+        ),
+        (
+            "http://[::1/v1",
+            "",
+            "error: network error (lab/gpt-test): bad URL http://[::1/v1/chat/completions:"
+            " Invalid port: ':1'",
+            "hint: check lab's base_url in the config",
+        ),
+        (
+            "http://127.0.0.1:9/v1",
+            'headers = { "X-Team" = "équipe" }\n',
+            "error: network error (lab/gpt-test): cannot send the request: a header value is not"
+            " plain ASCII (ordinal not in range(128))",
+            "hint: check lab's `headers` in the config, and its key",
+        ),
+    ],
+    ids=["scheme", "invalid-url", "non-ascii-header"],
+)
+def test_requests_that_cannot_be_sent_are_not_retried(
+    isolated_env, base_url: str, headers: str, first_err: str, hint: str
+) -> None:
+    isolated_env.write_config(
+        f'[providers.lab]\ndriver = "openai"\nbase_url = "{base_url}"\n'
+        f'key_env = "{KEY_VARS["lab"]}"\n{headers}'
+        "[retry]\nattempts = 3\nbase_delay = 0.5\n"
+    )
+    r = callm("chat", "-m", "lab/gpt-test", "hi")
+    assert r.code == 1
+    assert r.stderr.splitlines() == [first_err, hint], "no retry notice"
+    assert r.seconds < 5
+    r.assert_clean()
