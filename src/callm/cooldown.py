@@ -22,6 +22,8 @@ def cooling_until(providers: list[str]) -> dict[str, float]:
 
     if not db_path().exists():
         return {}
+    import sqlite3
+
     from callm.ledger.db import connect
 
     now = time.time()
@@ -33,6 +35,8 @@ def cooling_until(providers: list[str]) -> dict[str, float]:
             " AND cooldown_until > ?",
             (*providers, now),
         ).fetchall()
+    except sqlite3.Error as exc:  # locked too long, damaged: no cooldown is better than no call
+        raise CallmError(f"cannot read provider cooldowns: {exc}") from None
     finally:
         conn.close()
     return {name: until for name, until in rows}

@@ -203,3 +203,28 @@ def test_requests_that_cannot_be_sent_are_not_retried(
     assert r.stderr.splitlines() == [first_err, hint], "no retry notice"
     assert r.seconds < 5
     r.assert_clean()
+
+
+def test_data_db_without_the_tables_callm_expects(
+    tmp_path: Path, server: ReplayServer, server2: ReplayServer, configure, isolated_env
+) -> None:
+    """A DB that says it is newer than this callm and lacks provider_state: the cooldown
+    check must not stop a call with fallbacks (it was an internal error)."""
+    import sqlite3
+
+    data = isolated_env.data_dir
+    data.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(data / "callm.db")
+    conn.execute("PRAGMA user_version = 999")
+    conn.close()
+    server.default = openai_error(500)
+    server2.default = openai_ok("backup")
+    configure({"lab": ("openai", server.url), "backup": ("openai", server2.url)}, attempts=1)
+    r = callm(
+        "chat", "-m", "lab/gpt-test", "--fallback", "backup/b", "hi", env={"TMPDIR": str(tmp_path)}
+    )
+    assert r.code == 0, r.stderr
+    assert r.stdout == "backup\n"
+    assert "lab/gpt-test failed (server); falling back to backup/b" in r.stderr
+    assert len(_spilled(tmp_path, data)) == 1
+    r.assert_clean()
