@@ -7,6 +7,7 @@ import time
 
 import pytest
 from faults import (
+    SSE,
     anthropic_error,
     anthropic_overloaded,
     anthropic_stream,
@@ -21,7 +22,7 @@ from faults import (
 )
 from harness import callm
 
-from replay_server import ReplayServer
+from replay_server import ReplayServer, Reply
 
 CHAT = ("chat", "-m", "lab/gpt-test", "hi")
 
@@ -246,3 +247,26 @@ def test_short_waits_are_shown_with_their_digits(server: ReplayServer, configure
     r = callm(*CHAT)
     assert r.code == 0, r.stderr
     assert r.stderr.splitlines()[0] == "rate-limited by lab, retrying in 0.05 s (attempt 2/3)"
+
+
+ANTHROPIC_OVERLOADED_EVENT = (
+    b"event: error\n"
+    b'data: {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}\n\n'
+)
+
+
+def test_anthropic_overloaded_event_inside_a_200_stream(server: ReplayServer, configure) -> None:
+    """Anthropic also reports overload as an SSE error event after a 200: before any text it
+    is retried like a 529."""
+    server.add(Reply(200, SSE, ANTHROPIC_OVERLOADED_EVENT), anthropic_stream("second try"))
+    configure({"claude": ("anthropic", server.url)})
+    r = callm("chat", "-m", "claude/claude-test", "hi")
+    assert r.code == 0, r.stderr
+    assert r.stdout == "second try\n"
+    assert r.stderr.splitlines()[0].startswith("claude is overloaded, retrying in ")
+
+    server.default = Reply(200, SSE, ANTHROPIC_OVERLOADED_EVENT)
+    r = callm("chat", "-m", "claude/claude-test", "hi")
+    assert r.code == 1
+    assert r.first_err == "error: provider overloaded (claude/claude-test): Overloaded"
+    r.assert_clean()
