@@ -393,3 +393,30 @@ def test_no_stream_stall_and_rate_limit(server: ReplayServer, configure) -> None
     assert lines[1] == "rate-limited by lab, retrying in 0.4 s (attempt 3/3)"
     assert server.seen[2].at - server.seen[1].at == pytest.approx(0.4, rel=0.10)
     r.assert_clean()
+
+
+def _ollama_line(obj: dict) -> bytes:
+    return json.dumps(obj).encode() + b"\n"
+
+
+def test_ollama_error_line_before_and_after_text(server: ReplayServer, configure) -> None:
+    crash = _ollama_line({"error": "llama runner process has terminated"})
+    text = _ollama_line({"message": {"role": "assistant", "content": "partial"}, "done": False})
+    done = _ollama_line(
+        {"message": {"content": ""}, "done": True, "prompt_eval_count": 3, "eval_count": 1}
+    )
+    ndjson = {"content-type": "application/x-ndjson"}
+    server.add(Reply(200, ndjson, chunks=[crash]), Reply(200, ndjson, chunks=[text, done]))
+    configure({"lab": ("ollama", server.url)})
+    r = callm("chat", "-m", "lab/llama3", "--json", "hi")
+    assert r.code == 0, r.stderr
+    assert r.json["text"] == "partial"
+    assert r.stderr.splitlines()[0].startswith("server error from lab, retrying in ")
+
+    server.default = Reply(200, ndjson, chunks=[text, 0.05, crash])
+    r = callm("chat", "-m", "lab/llama3", "--json", "hi")
+    assert r.code == 1
+    assert r.json["text"] == "partial"
+    assert r.first_err == ("error: stream broke (lab/llama3): llama runner process has terminated")
+    assert server.seen[-1].path == "/api/chat"
+    r.assert_clean()
