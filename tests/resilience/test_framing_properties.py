@@ -287,3 +287,90 @@ ODD_SHAPES = [
 @pytest.mark.parametrize(("driver", "objs"), ODD_SHAPES)
 def test_odd_json_driver_alone(driver: str, objs: list[Any]) -> None:
     run_parser(get_driver(driver).stream_parser, [framed(objs, driver)])
+
+
+# ---- each driver: any split of a valid stream gives the same events ------------------------
+
+texts = st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=6)
+
+
+def _sse_frames(frames: list[tuple[str | None, Any]], eol: str, comment: bool) -> bytes:
+    out = [f": keep-alive{eol}{eol}"] if comment else []
+    for name, obj in frames:
+        head = f"event: {name}{eol}" if name else ""
+        out.append(f"{head}data: {json.dumps(obj)}{eol}{eol}")
+    return "".join(out).encode()
+
+
+def valid_stream(driver: str, pieces: list[str], eol: str, comment: bool) -> bytes:
+    if driver in ("openai", "openai-compatible", "azure-openai"):
+        chunks = [
+            {"choices": [{"index": 0, "delta": {"content": t}, "finish_reason": None}]}
+            for t in pieces
+        ]
+        chunks.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        chunks.append({"choices": [], "usage": {"prompt_tokens": 2, "completion_tokens": 3}})
+        return (
+            _sse_frames([(None, c) for c in chunks], eol, comment)
+            + f"data: [DONE]{eol}{eol}".encode()
+        )
+    if driver == "openai-responses":
+        frames: list[tuple[str | None, Any]] = [
+            ("response.output_text.delta", {"type": "response.output_text.delta", "delta": t})
+            for t in pieces
+        ]
+        done = {"status": "completed", "usage": {"input_tokens": 2, "output_tokens": 3}}
+        frames.append(("response.completed", {"type": "response.completed", "response": done}))
+        return _sse_frames(frames, eol, comment)
+    if driver == "anthropic":
+        frames = [
+            ("message_start", {"type": "message_start", "message": {"usage": {"input_tokens": 2}}})
+        ]
+        for t in pieces:
+            delta = {"type": "text_delta", "text": t}
+            frames.append(
+                ("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta})
+            )
+        end = {"type": "message_delta", "delta": {"stop_reason": "end_turn"}}
+        frames.append(("message_delta", {**end, "usage": {"output_tokens": 3}}))
+        frames.append(("message_stop", {"type": "message_stop"}))
+        return _sse_frames(frames, eol, comment)
+    if driver == "gemini":
+        objs: list[Any] = [{"candidates": [{"content": {"parts": [{"text": t}]}}]} for t in pieces]
+        objs[-1]["candidates"][0]["finishReason"] = "STOP"
+        objs[-1]["usageMetadata"] = {"promptTokenCount": 2, "candidatesTokenCount": 3}
+        if comment:  # the JSON-array form Google sends without alt=sse
+            return ("[" + f",{eol}".join(json.dumps(o) for o in objs) + "]").encode()
+        return _sse_frames([(None, o) for o in objs], eol, False)
+    if driver == "ollama":
+        lines = [{"message": {"role": "assistant", "content": t}, "done": False} for t in pieces]
+        last = {"message": {"content": ""}, "done": True, "done_reason": "stop"}
+        lines.append({**last, "prompt_eval_count": 2, "eval_count": 3})
+        return "".join(json.dumps(o) + ("\r\n" if eol == "\r\n" else "\n") for o in lines).encode()
+    raise ValueError(driver)
+
+
+def parse_all(driver: str, chunks: list[bytes]) -> list[Any]:
+    p = get_driver(driver).stream_parser()
+    events: list[Any] = []
+    for c in chunks:
+        events.extend(p.feed(c))
+    events.extend(p.close())
+    return events
+
+
+@pytest.mark.parametrize("driver", HTTP_DRIVERS)
+@settings(max_examples=150, deadline=None)
+@given(pieces=texts, eol=st.sampled_from(["\n", "\r\n", "\r"]), comment=st.booleans(), at=cuts)
+def test_driver_any_split_gives_the_same_events(
+    driver: str, pieces: list[str], eol: str, comment: bool, at: list[int]
+) -> None:
+    from callm.types import Finished, TextDelta
+
+    if driver == "ollama" and eol == "\r":
+        eol = "\n"  # NDJSON has no CR-only line ends
+    data = valid_stream(driver, pieces, eol, comment)
+    whole = parse_all(driver, [data])
+    assert "".join(e.text for e in whole if isinstance(e, TextDelta)) == "".join(pieces)
+    assert [e for e in whole if isinstance(e, Finished)] == [Finished("stop")]
+    assert parse_all(driver, split(data, at)) == whole
