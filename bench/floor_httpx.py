@@ -19,7 +19,7 @@ def main() -> None:
     model = sys.argv[2] if len(sys.argv) > 2 else "gpt-bench"
     prompt = sys.argv[3] if len(sys.argv) > 3 else "hi"
     body = {"model": model, "messages": [{"role": "user", "content": prompt}], "stream": True}
-    write = sys.stdout.write
+    write, flush = sys.stdout.write, sys.stdout.flush
     loads = json.loads
     with (
         httpx.Client() as client,
@@ -38,6 +38,7 @@ def main() -> None:
                 text = choices[0]["delta"].get("content")
                 if text:
                     write(text)
+                    flush()  # stream as it arrives, like a chat client
     write("\n")
 
 

@@ -22,12 +22,13 @@ def main() -> None:
         stream=True,
         stream_options={"include_usage": True},
     )
-    write = sys.stdout.write
+    write, flush = sys.stdout.write, sys.stdout.flush
     for chunk in stream:
         if chunk.choices:
             text = chunk.choices[0].delta.content
             if text:
                 write(text)
+                flush()  # stream as it arrives, like a chat client
     write("\n")
 
 

@@ -10,7 +10,9 @@ layout, ANSI output, Live redraws (every `min_interval`, as in `callm chat`).
 --doc mixed   a typical long answer: headings, paragraphs, lists, short code blocks, tables
 --doc fence   one long fenced code block (the worst case for a block-at-a-time renderer)
 
-Prints one JSON object per size: {doc, tokens, times, cpu, draws, commits}.
+Prints one JSON object per size: {doc, tokens, times, cpu, draws, commits}; with
+--draw-probe, one more: {draw_probe: [{chars, ms}]}, the cost of one redraw of an unfinished
+block of that many characters.
 """
 
 from __future__ import annotations
@@ -102,6 +104,30 @@ def run(tokens: list[str]) -> tuple[float, float, int, int]:
         return time.perf_counter() - t0, time.process_time() - c0, counts["draw"], counts["commit"]
 
 
+def draw_probe(sizes: list[int]) -> list[dict[str, float]]:
+    """What one redraw of the unfinished block costs as it grows (a long code fence stays
+    unfinished until it closes): the sink's own _draw on a pending block of each size."""
+    from rich.console import Console
+
+    from callm.render.stream import MarkdownSink
+
+    text = text_of("fence", max(sizes))
+    out = []
+    with open(os.devnull, "w", encoding="utf-8") as devnull:
+        console = Console(file=devnull, force_terminal=True, width=100, color_system="truecolor")
+        sink = MarkdownSink(console)
+        try:
+            for chars in sizes:
+                sink.pending = text[:chars]
+                t = time.perf_counter()
+                sink._draw()
+                out.append({"chars": chars, "ms": (time.perf_counter() - t) * 1000})
+        finally:
+            sink.pending = ""
+            sink.close()
+    return out
+
+
 def _count(sink: Any, name: str, counts: dict[str, int], key: str) -> None:
     """Instrument one method of the sink instance (a counter, nothing else changes)."""
     inner = getattr(sink, name)
@@ -119,6 +145,13 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--doc", choices=("mixed", "fence"), default="mixed")
     ap.add_argument("--profile", type=Path, help="cProfile the largest size once, to this file")
+    ap.add_argument(
+        "--draw-probe",
+        type=int,
+        nargs="*",
+        metavar="CHARS",
+        help="also time one redraw of an unfinished code block of these sizes",
+    )
     a = ap.parse_args()
     sys.setrecursionlimit(10000)
     run(tokens_of(a.doc, 300))  # warm up imports
@@ -136,6 +169,8 @@ def main() -> None:
                     json.dumps({"doc": a.doc, "tokens": n, "chars": sum(map(len, toks)), **r}),
                     flush=True,
                 )
+    if a.draw_probe:
+        print(json.dumps({"draw_probe": draw_probe(a.draw_probe)}), flush=True)
     if a.profile:
         import cProfile
 

@@ -70,10 +70,11 @@ def _pair(name: str, a: R | None, b: R | None, goal: float, op: str, src: str = 
     wall, cpu = _ratio(a, b), _ratio(a, b, "cpu_s")
     a_s, b_s = (_ms(r["median_s"]) if r else "n/a" for r in (a, b))
     a_c, b_c = (_ms(r.get("cpu_s")) if r else "n/a" for r in (a, b))
+    best = _ratio(a, b, "best_s")
     extra = f"; {src}" if src else ""
     return (
         name,
-        f"{_x(wall)} ({a_s} / {b_s}{extra})",
+        f"{_x(wall)} ({a_s} / {b_s}{extra}; best runs {_x(best)})",
         f"{_x(cpu)} ({a_c} / {b_c})",
         f"{op} {goal:g}x",
         _verdict(wall, goal, op, cpu),
@@ -396,6 +397,8 @@ def _render(res: R) -> list[str]:
         return []
     body = []
     for r in rd["mixed"]:
+        if "tokens" not in r:
+            continue
         med = statistics.median(r["times"])
         body.append(
             [
@@ -468,6 +471,22 @@ def _render(res: R) -> list[str]:
     ]
     if rd.get("mixed_note"):
         out.append(f"Note: {rd['mixed_note']}")
+    probe = rd.get("draw_probe") or []
+    if probe:
+        cells = ", ".join(f"{p['chars'] // 1000} KB: {p['ms']:.0f} ms" for p in probe)
+        out += [
+            "",
+            "One redraw of the unfinished block (a code fence stays unfinished until "
+            f"it closes) costs, by the block's size: {cells}.",
+        ]
+        if done != set(rd["fence_sizes"]):
+            out.append(
+                "In `callm.render.stream.MarkdownSink.__call__` the 50 ms redraw interval is "
+                "counted from the start of the previous redraw, and `_draw` renders the whole "
+                "unfinished block: once one redraw takes longer than 50 ms, every token "
+                "triggers another full redraw, so a long code block costs (tokens x redraw "
+                "cost) and grows quadratically."
+            )
     return [*out, ""]
 
 
@@ -531,6 +550,25 @@ def _profile(res: R) -> list[str]:
             for p, t in _zip_longest(pk, top)
         ]
         out += [*_table(["package", "self ms", "top-level import", "cumulative ms"], body), ""]
+    phases = pf.get("phases_chat") or {}
+    if phases:
+        out += [
+            "Phases of one `callm chat` in one process (`bench/chat_phases.py`, median of 7; "
+            "`python -c pass` above is the interpreter's own start):",
+            "",
+            *_table(["phase", "ms"], [[k, f"{v:.1f}"] for k, v in phases.items()]),
+            "",
+        ]
+    mods = (pf.get("importtime_chat") or {}).get("callm_modules") or []
+    if mods:
+        out += [
+            "callm's own modules by import self time (`-X importtime`, inflated):",
+            "",
+            *_table(
+                ["module", "ms"], [[f"`{m['module']}`", f"{m['cumulative_ms']:.1f}"] for m in mods]
+            ),
+            "",
+        ]
     for key, title in (
         ("cprofile_chat", "cProfile of one `callm chat` (200 tokens), by cumulative time"),
         ("cprofile_stream", "cProfile of `callm chat` on 200,000 chunks, by own time"),

@@ -240,18 +240,35 @@ def _render_lines(b: Bench, args: list[str], timeout: float) -> tuple[list[dict[
         p.kill()
         stdout, _ = p.communicate()
         note = f"stopped after {timeout:.0f} s"
-    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")], note
+    return [json.loads(ln) for ln in stdout.splitlines() if ln.startswith("{")], note
 
 
 def render(b: Bench) -> None:
-    mixed, note = _render_lines(
-        b, ["--tokens", "10000", "20000", "--reps", str(b.reps.inproc)], 300
+    probe, _ = _render_lines(
+        b,
+        [
+            "--doc",
+            "fence",
+            "--tokens",
+            "50",
+            "--reps",
+            "1",
+            "--draw-probe",
+            "2000",
+            "4000",
+            "8000",
+            "16000",
+            "32000",
+        ],
+        120,
     )
+    mixed, note = _render_lines(b, ["--tokens", "10000", "20000", "--reps", str(b.reps.light)], 300)
     fence_sizes = [1000, 2000, 4000, 8000]
     fence, fence_note = _render_lines(
         b, ["--doc", "fence", "--reps", "1", "--tokens", *map(str, fence_sizes)], 30
     )
     b.results["render"] = {
+        "draw_probe": next((r["draw_probe"] for r in probe if "draw_probe" in r), []),
         "mixed": mixed,
         "mixed_note": note,
         "fence": fence,
@@ -311,6 +328,7 @@ def profile(b: Bench) -> None:
         timeout=120,
     )
     res["importtime_help"] = importtime_top(p.stderr)
+    res["phases_chat"] = chat_phases(b)
     res["cprofile_chat"] = cprofile(b, ["-m", "callm", *chat[1:]], "chat.pstats")
     if not b.reps.mode_quick:
         big = ["-m", "callm", "chat", "-m", "big/gpt-bench", "hi"]
@@ -318,6 +336,27 @@ def profile(b: Bench) -> None:
             b, big, "stream.pstats", sort="tottime", n=16, restrict=None
         )
     b.results["profile"] = res
+
+
+def chat_phases(b: Bench, runs: int = 7) -> dict[str, float]:
+    """Median milliseconds per phase of `callm chat` over a few runs (chat_phases.py)."""
+    got: dict[str, list[float]] = {}
+    for _ in range(runs):
+        p = subprocess.run(
+            [PY, str(BENCH / "chat_phases.py"), "lab/gpt-bench"],
+            env=b.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
+        try:
+            data = json.loads(p.stderr.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            continue
+        for k, v in data["ms"].items():
+            got.setdefault(k, []).append(v)
+    return {k: statistics.median(v) for k, v in got.items()}
 
 
 def importtime_top(stderr: str, n: int = 16) -> dict[str, list[dict[str, Any]]]:
@@ -341,7 +380,22 @@ def importtime_top(stderr: str, n: int = 16) -> dict[str, list[dict[str, Any]]]:
             top.append({"module": module, "cumulative_ms": int(parts[1]) / 1000})
     top.sort(key=lambda r: -r["cumulative_ms"])
     pkgs = sorted(by_pkg.items(), key=lambda kv: -kv[1])
+    mods: dict[str, int] = {}
+    for line in stderr.splitlines():
+        parts = line.split("|")
+        if (
+            line.startswith("import time:")
+            and len(parts) == 3
+            and parts[2].strip().startswith("callm")
+        ):
+            self_us = parts[0].rsplit(":", 1)[-1].strip()
+            if self_us.isdigit():
+                mods[parts[2].strip()] = int(self_us)
     return {
+        "callm_modules": [
+            {"module": k, "cumulative_ms": v / 1000}
+            for k, v in sorted(mods.items(), key=lambda kv: -kv[1])[:10]
+        ],
         "top": top[:n],
         "packages": [{"module": k, "cumulative_ms": v / 1000} for k, v in pkgs[:n]],
         "total_ms": [{"module": "all imports", "cumulative_ms": sum(by_pkg.values()) / 1000}],
