@@ -553,8 +553,11 @@ def _profile(res: R) -> list[str]:
     phases = pf.get("phases_chat") or {}
     if phases:
         out += [
-            "Phases of one `callm chat` in one process (`bench/chat_phases.py`, median of 7; "
-            "`python -c pass` above is the interpreter's own start):",
+            "Phases of one `callm chat` in one process (`bench/chat_phases.py`, median of 7). "
+            "Not included: the interpreter's own start (`python -c pass` in the cold-start "
+            "table) and its shutdown. Nested rows are part of the rows below them "
+            "(`transport.client` is in `_one_call`, which is in `engine.call`, which is in "
+            "the app run):",
             "",
             *_table(["phase", "ms"], [[k, f"{v:.1f}"] for k, v in phases.items()]),
             "",

@@ -214,7 +214,17 @@ def main() -> int:
     ap.add_argument("--no-peers", action="store_true", help="skip llm and the openai SDK")
     ap.add_argument("--only", help=f"comma-separated sections: {','.join(SECTIONS)}")
     ap.add_argument("--out", type=Path, default=BENCH / "RESULTS.md")
+    ap.add_argument(
+        "--render-only",
+        action="store_true",
+        help="rewrite --out from the last run's bench/out/results.json",
+    )
     a = ap.parse_args()
+    if a.render_only:
+        results = json.loads((BENCH / "out" / "results.json").read_text())
+        a.out.write_text(report.render(results))
+        print(report.summary(results))
+        return 0
     reps = QUICK if a.quick else FULL
     if a.reps:
         reps.light = a.reps
