@@ -236,7 +236,7 @@ def main() -> int:
     if unknown:
         ap.error(f"unknown section(s): {', '.join(sorted(unknown))}")
     (BENCH / "out").mkdir(exist_ok=True)
-    peers = ensure_peers(setup=not a.no_peers)
+    peers = False if a.no_peers else ensure_peers(setup=True)
     if not CALLM.exists():
         raise SystemExit(f"{CALLM} not found: run this with the python of callm's venv")
 
