@@ -280,7 +280,7 @@ def _expected(rows: list[dict], lo: float | None, hi: float | None, by: str) -> 
         lats = [r["latency_ms"] for r in rs if r["latency_ms"] is not None]
         out[key] = (
             len(rs),
-            sum(r["outcome"] != "ok" for r in rs),
+            sum(r["outcome"] not in ("ok", "fallback") for r in rs),
             sum(r["input_tokens"] for r in rs),
             sum(r["cost_usd"] or 0 for r in rs),
             sum(r["cost_usd"] is None for r in rs),
@@ -314,7 +314,7 @@ def test_report_matches_a_plain_computation(tz) -> None:
             "ts": start + rnd.uniform(0, 12 * 86400),  # crosses a DST change in New York
             "provider": rnd.choice(["openai", "anthropic", "lab"]),
             "model": rnd.choice(["a", "b"]),
-            "outcome": rnd.choice(["ok", "ok", "ok", "error", "interrupted"]),
+            "outcome": rnd.choice(["ok", "ok", "ok", "fallback", "error", "interrupted"]),
             "input_tokens": rnd.randint(0, 5000),
             "cost_usd": rnd.choice([None, 0.25, 0.5, 1.0]),  # exact in binary: sums compare
             "latency_ms": rnd.choice(LATENCIES),
@@ -391,3 +391,15 @@ def test_report_function_rejects_bad_by(tmp_path: Path) -> None:
 
     with pytest.raises(UsageError):
         report(by="week", path=tmp_path / "none.db")
+
+
+def test_an_answer_from_a_fallback_model_is_not_a_failure(cli, tz) -> None:
+    """outcome 'fallback' means the user got a reply (from a later model in the chain)."""
+    now = time.time()
+    add(now - 60, outcome="ok", latency_ms=10)
+    add(now - 50, outcome="fallback", latency_ms=20, attempts=3)
+    add(now - 40, outcome="error", error_kind="auth", latency_ms=5)
+    add(now - 30, outcome="broken_stream", error_kind="mid_stream", latency_ms=5)
+    add(now - 20, outcome="interrupted", latency_ms=5)
+    totals = as_json(cli, "--since", "1d")["totals"]
+    assert (totals["requests"], totals["failures"]) == (5, 3)

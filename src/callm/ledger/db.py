@@ -37,6 +37,60 @@ LAT_BUCKET_SQL = """CASE
         WHEN {l} < 500000 THEN {l} - {l} % 10000
         ELSE {l} - {l} % 25000 END"""
 
+# Which rows count as failures in the rollup. Until migration 6 a call that succeeded through
+# a fallback model counted as a failure; it is a success (the user got an answer).
+_FAILED_BEFORE_V6 = "{row}.outcome != 'ok'"
+FAILED_SQL = "{row}.outcome NOT IN ('ok', 'fallback')"
+
+
+def _rollup_triggers(failed: str) -> str:
+    """The triggers that keep usage_day/usage_latency in step with usage. `failed` is the SQL
+    that says a row failed, with {row} for NEW/OLD."""
+    failed_new, failed_old = failed.format(row="NEW"), failed.format(row="OLD")
+    return f"""
+    CREATE TRIGGER usage_rollup_insert AFTER INSERT ON usage BEGIN
+        INSERT INTO usage_day VALUES (
+            NEW.provider, NEW.model, date(NEW.ts, 'unixepoch', 'localtime'), 1,
+            {failed_new}, NEW.input_tokens, NEW.output_tokens,
+            coalesce(NEW.cost_usd, 0), NEW.cost_usd IS NULL)
+        ON CONFLICT (provider, model, day) DO UPDATE SET
+            requests = requests + 1,
+            failures = failures + excluded.failures,
+            input_tokens = input_tokens + excluded.input_tokens,
+            output_tokens = output_tokens + excluded.output_tokens,
+            cost_usd = cost_usd + excluded.cost_usd,
+            unpriced = unpriced + excluded.unpriced;
+        INSERT INTO usage_latency
+            SELECT NEW.provider, NEW.model, {LAT_BUCKET_SQL.format(l="NEW.latency_ms")},
+                date(NEW.ts, 'unixepoch', 'localtime'), 1, NEW.latency_ms, NEW.latency_ms
+            WHERE NEW.latency_ms >= 0
+        ON CONFLICT (provider, model, lat_bucket, day) DO UPDATE SET
+            n = n + 1,
+            lat_min = min(lat_min, excluded.lat_min),
+            lat_max = max(lat_max, excluded.lat_max);
+    END;
+    CREATE TRIGGER usage_rollup_delete AFTER DELETE ON usage BEGIN
+        UPDATE usage_day SET
+            requests = requests - 1,
+            failures = failures - ({failed_old}),
+            input_tokens = input_tokens - OLD.input_tokens,
+            output_tokens = output_tokens - OLD.output_tokens,
+            cost_usd = cost_usd - coalesce(OLD.cost_usd, 0),
+            unpriced = unpriced - (OLD.cost_usd IS NULL)
+        WHERE provider = OLD.provider AND model = OLD.model
+            AND day = date(OLD.ts, 'unixepoch', 'localtime');
+        UPDATE usage_latency SET n = n - 1
+        WHERE provider = OLD.provider AND model = OLD.model
+            AND lat_bucket = {LAT_BUCKET_SQL.format(l="OLD.latency_ms")}
+            AND day = date(OLD.ts, 'unixepoch', 'localtime');
+        DELETE FROM usage_day WHERE requests <= 0 AND provider = OLD.provider
+            AND model = OLD.model AND day = date(OLD.ts, 'unixepoch', 'localtime');
+        DELETE FROM usage_latency WHERE n <= 0 AND provider = OLD.provider
+            AND model = OLD.model AND day = date(OLD.ts, 'unixepoch', 'localtime');
+    END;
+    """
+
+
 # Append only. Each entry runs once, in order, inside one transaction.
 MIGRATIONS: list[str] = [
     # 1: usage ledger, one row per chat call
@@ -184,46 +238,7 @@ MIGRATIONS: list[str] = [
         lat_max INTEGER NOT NULL,
         PRIMARY KEY (provider, model, lat_bucket, day)
     ) WITHOUT ROWID;
-    CREATE TRIGGER usage_rollup_insert AFTER INSERT ON usage BEGIN
-        INSERT INTO usage_day VALUES (
-            NEW.provider, NEW.model, date(NEW.ts, 'unixepoch', 'localtime'), 1,
-            NEW.outcome != 'ok', NEW.input_tokens, NEW.output_tokens,
-            coalesce(NEW.cost_usd, 0), NEW.cost_usd IS NULL)
-        ON CONFLICT (provider, model, day) DO UPDATE SET
-            requests = requests + 1,
-            failures = failures + excluded.failures,
-            input_tokens = input_tokens + excluded.input_tokens,
-            output_tokens = output_tokens + excluded.output_tokens,
-            cost_usd = cost_usd + excluded.cost_usd,
-            unpriced = unpriced + excluded.unpriced;
-        INSERT INTO usage_latency
-            SELECT NEW.provider, NEW.model, {LAT_BUCKET_SQL.format(l="NEW.latency_ms")},
-                date(NEW.ts, 'unixepoch', 'localtime'), 1, NEW.latency_ms, NEW.latency_ms
-            WHERE NEW.latency_ms >= 0
-        ON CONFLICT (provider, model, lat_bucket, day) DO UPDATE SET
-            n = n + 1,
-            lat_min = min(lat_min, excluded.lat_min),
-            lat_max = max(lat_max, excluded.lat_max);
-    END;
-    CREATE TRIGGER usage_rollup_delete AFTER DELETE ON usage BEGIN
-        UPDATE usage_day SET
-            requests = requests - 1,
-            failures = failures - (OLD.outcome != 'ok'),
-            input_tokens = input_tokens - OLD.input_tokens,
-            output_tokens = output_tokens - OLD.output_tokens,
-            cost_usd = cost_usd - coalesce(OLD.cost_usd, 0),
-            unpriced = unpriced - (OLD.cost_usd IS NULL)
-        WHERE provider = OLD.provider AND model = OLD.model
-            AND day = date(OLD.ts, 'unixepoch', 'localtime');
-        UPDATE usage_latency SET n = n - 1
-        WHERE provider = OLD.provider AND model = OLD.model
-            AND lat_bucket = {LAT_BUCKET_SQL.format(l="OLD.latency_ms")}
-            AND day = date(OLD.ts, 'unixepoch', 'localtime');
-        DELETE FROM usage_day WHERE requests <= 0 AND provider = OLD.provider
-            AND model = OLD.model AND day = date(OLD.ts, 'unixepoch', 'localtime');
-        DELETE FROM usage_latency WHERE n <= 0 AND provider = OLD.provider
-            AND model = OLD.model AND day = date(OLD.ts, 'unixepoch', 'localtime');
-    END;
+    {_rollup_triggers(_FAILED_BEFORE_V6)}
     INSERT INTO usage_day
         SELECT provider, model, date(ts, 'unixepoch', 'localtime'), count(*),
             sum(outcome != 'ok'), sum(input_tokens), sum(output_tokens), total(cost_usd),
@@ -234,6 +249,17 @@ MIGRATIONS: list[str] = [
             date(ts, 'unixepoch', 'localtime'), count(*), min(latency_ms), max(latency_ms)
         FROM usage WHERE latency_ms >= 0 GROUP BY 1, 2, 3, 4;
     """,
+    # 6: a call answered by a fallback model is not a failure
+    f"""
+    DROP TRIGGER usage_rollup_insert;
+    DROP TRIGGER usage_rollup_delete;
+    {_rollup_triggers(FAILED_SQL)}
+    UPDATE usage_day SET failures = (
+        SELECT count(*) FROM usage u
+        WHERE u.provider = usage_day.provider AND u.model = usage_day.model
+            AND date(u.ts, 'unixepoch', 'localtime') = usage_day.day
+            AND {FAILED_SQL.format(row="u")});
+""",
 ]
 
 

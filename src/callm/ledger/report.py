@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from callm.errors import UsageError
+from callm.ledger.db import FAILED_SQL
 
 BY = ("provider", "model", "day")
 FIELDS = (
@@ -244,10 +245,11 @@ def _rows(
                 f" FROM usage_latency{where} GROUP BY {group}, lat_bucket",
                 args,
             ).fetchall()
+        failed = FAILED_SQL.format(row="usage")
         for lo, hi in raw:
             where, args = _where(provider, [("ts >= ?", lo), ("ts < ?", hi)])
             counts += conn.execute(
-                f"SELECT {raw_key}, count(*), sum(outcome != 'ok'), sum(input_tokens),"
+                f"SELECT {raw_key}, count(*), sum({failed}), sum(input_tokens),"
                 f" sum(output_tokens), total(cost_usd), sum(cost_usd IS NULL)"
                 f" FROM usage{where} GROUP BY 1",
                 args,
