@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from callm.errors import ConfigError
+from callm.errors import CallmError, ConfigError
 
 if TYPE_CHECKING:
     from callm.config.schema import Config
@@ -128,7 +128,7 @@ def write_atomic(path: Path, text: str) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ConfigError(f"cannot create {path.parent}: {exc.strerror or exc}") from None
+        raise CallmError(f"cannot create {path.parent}: {exc.strerror or exc}") from None
     fd, tmp = tempfile.mkstemp(prefix=".config.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -145,7 +145,8 @@ def write_atomic(path: Path, text: str) -> None:
             os.unlink(tmp)
         except OSError:
             pass
-        raise ConfigError(
+        # exit 1, not 2: the config is fine, the file system refused (full disk, permissions)
+        raise CallmError(
             f"could not save {path}: {exc.strerror or exc}; the previous config is unchanged"
         ) from None
     try:  # make the rename itself durable
