@@ -11,7 +11,7 @@ import pytest
 
 from callm.config import store
 from callm.config.schema import Config, ProviderConfig
-from callm.errors import EXIT_USAGE, ConfigError
+from callm.errors import EXIT_USAGE, CallmError, ConfigError
 from callm.paths import config_path, data_dir, db_path
 from isolation import Cli, IsolatedEnv
 
@@ -265,9 +265,10 @@ def test_failed_save_keeps_old_config_and_leaves_no_temp_file(
         monkeypatch.setattr(os, "fdopen", fdopen)
     else:
         monkeypatch.setattr(os, fail_at, disk_full)
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(CallmError) as info:
         store.save(path, _sample())
     monkeypatch.undo()
+    assert info.value.exit_code == 1  # the file system failed, not the config
     assert "No space left" in info.value.message
     assert "unchanged" in info.value.message
     assert path.read_bytes() == before
