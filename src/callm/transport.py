@@ -58,6 +58,27 @@ class StreamResponse:
 
 _client: httpx.Client | None = None
 _lock = threading.Lock()
+_LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=16)
+
+
+class _LazyTLSTransport(httpx.BaseTransport):
+    """The https transport, built on first use: loading the CA store costs ~90 ms, which a
+    call to a local server (Ollama, vLLM, sim, our tests) never needs."""
+
+    def __init__(self) -> None:
+        self._inner: httpx.HTTPTransport | None = None
+        self._lock = threading.Lock()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if self._inner is None:
+            with self._lock:
+                if self._inner is None:
+                    self._inner = httpx.HTTPTransport(limits=_LIMITS)  # verifies certificates
+        return self._inner.handle_request(request)
+
+    def close(self) -> None:
+        if self._inner is not None:
+            self._inner.close()
 
 
 def client() -> httpx.Client:
@@ -67,8 +88,12 @@ def client() -> httpx.Client:
         if _client is None:
             _client = httpx.Client(
                 headers={"User-Agent": USER_AGENT},
-                limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
                 follow_redirects=True,
+                # https:// goes to the lazily built, verifying transport; plain http:// needs
+                # no TLS context at all (verify=False only skips building one: no TLS is
+                # ever spoken on that transport).
+                transport=_LazyTLSTransport(),
+                mounts={"http://": httpx.HTTPTransport(verify=False, limits=_LIMITS)},
             )
         return _client
 
