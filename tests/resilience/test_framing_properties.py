@@ -269,9 +269,8 @@ def test_odd_json_through_the_engines_guard(driver: str, objs: list[Any]) -> Non
 
 
 # Found by the property above run on a driver alone (without the engine's guard): each
-# driver raises TypeError/AttributeError/KeyError on these. The engine reports them as an
-# unreadable response (tests/resilience/test_stream_faults.py); the drivers should raise a
-# BadResponseError themselves. strict: when a driver is fixed, drop its line here.
+# driver once raised TypeError/AttributeError/KeyError on these. The drivers now raise a
+# BadResponseError themselves.
 ODD_SHAPES = [
     ("openai", [{"choices": {"choices": None}}]),
     ("azure-openai", [{"choices": {"choices": None}}]),
@@ -283,10 +282,44 @@ ODD_SHAPES = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="driver raises a non-CallmError on odd JSON shapes")
 @pytest.mark.parametrize(("driver", "objs"), ODD_SHAPES)
 def test_odd_json_driver_alone(driver: str, objs: list[Any]) -> None:
-    run_parser(get_driver(driver).stream_parser, [framed(objs, driver)])
+    """Each odd shape ends as events or a BadResponseError, from the driver alone."""
+    try:
+        run_parser(get_driver(driver).stream_parser, [framed(objs, driver)])
+    except Exception as exc:  # run_parser lets only non-CallmErrors out
+        pytest.fail(f"{driver} raised {type(exc).__name__}: {exc}")
+    p = get_driver(driver).stream_parser()
+    with pytest.raises(BadResponseError, match="unexpected"):
+        p.feed(framed(objs, driver))
+        p.close()
+
+
+@pytest.mark.parametrize("driver", HTTP_DRIVERS)
+@PROPS
+@given(objs=st.lists(json_any, min_size=1, max_size=4), at=cuts)
+def test_odd_json_driver_alone_any_shape(driver: str, objs: list[Any], at: list[int]) -> None:
+    """The same, for any JSON in valid framing, however it is split, without the engine."""
+    run_parser(get_driver(driver).stream_parser, split(framed(objs, driver), at))
+
+
+@pytest.mark.parametrize("driver", HTTP_DRIVERS)
+@PROPS
+@given(obj=json_any)
+def test_odd_json_driver_alone_parse_functions(driver: str, obj: Any) -> None:
+    """parse_response / parse_models raise only a CallmError; parse_error returns one."""
+    from callm.types import Endpoint
+
+    d = get_driver(driver)
+    body = json.dumps(obj).encode()
+    ep = Endpoint(name="lab", driver=driver, base_url="http://x")
+    for call in (lambda: d.parse_response(body), lambda: d.parse_models(ep, body)):
+        try:
+            call()
+        except CallmError:
+            pass
+    for status in (400, 429, 500):
+        assert isinstance(d.parse_error(status, {}, body), CallmError)
 
 
 # ---- each driver: any split of a valid stream gives the same events ------------------------

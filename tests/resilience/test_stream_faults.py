@@ -202,21 +202,7 @@ def test_truncated_stream_keeps_text(server: ReplayServer, configure) -> None:
     r.assert_clean()
 
 
-@pytest.mark.parametrize(
-    "same_read",
-    [
-        False,
-        pytest.param(
-            True,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="openai_common.SSEJSONReader raises for the bad frame and drops the"
-                " objects decoded before it in the same read",
-            ),
-        ),
-    ],
-    ids=["later-read", "same-read"],
-)
+@pytest.mark.parametrize("same_read", [False, True], ids=["later-read", "same-read"])
 def test_malformed_json_after_text_keeps_text(
     server: ReplayServer, configure, same_read: bool
 ) -> None:

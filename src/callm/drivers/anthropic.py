@@ -7,7 +7,17 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-from callm.drivers.base import body_text, error_from_http, join_url, loads, parse_retry_after
+from callm.drivers.base import (
+    READ_ERRORS,
+    as_error,
+    body_text,
+    error_from_http,
+    join_url,
+    loads,
+    parse_retry_after,
+    reads_error_body,
+    reads_json,
+)
 from callm.drivers.sse import SSEDecoder
 from callm.errors import AuthError, CallmError, NotFoundError, OverloadedError
 from callm.types import (
@@ -122,11 +132,12 @@ class AnthropicStreamParser:
         out: list[StreamEvent] = []
         try:
             self._frames(frames, out)
-        except CallmError as exc:
+        except READ_ERRORS as exc:
+            err = as_error(exc)  # JSON of an unexpected shape: a BadResponseError
             if not out:
-                raise
+                raise err from None
             # Hand over the events that came before the error first; raise on the next call.
-            self._error = exc
+            self._error = err
         return out
 
     def _frames(self, frames: list[tuple[str | None, bytes]], out: list[StreamEvent]) -> None:
@@ -249,6 +260,7 @@ class AnthropicDriver:
     def stream_parser(self) -> AnthropicStreamParser:
         return AnthropicStreamParser()
 
+    @reads_json
     def parse_response(self, body: bytes) -> list[StreamEvent]:
         obj = loads(body)
         if not isinstance(obj, dict):
@@ -281,6 +293,7 @@ class AnthropicDriver:
             out.append(Finished(_FINISH.get(reason, "unknown")))
         return out
 
+    @reads_error_body
     def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> CallmError:
         try:
             obj = json.loads(body)
@@ -297,6 +310,7 @@ class AnthropicDriver:
         headers.pop("Content-Type", None)
         return HttpRequest("GET", url, headers)
 
+    @reads_json
     def parse_models(self, ep: Endpoint, body: bytes) -> tuple[list[ModelInfo], str | None]:
         obj = loads(body)
         if not isinstance(obj, dict):

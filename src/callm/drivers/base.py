@@ -4,10 +4,11 @@ result. Drivers are sans-IO: they build `HttpRequest`s and read bytes; transport
 from __future__ import annotations
 
 import email.utils
+import functools
 import json
 import time
-from collections.abc import Iterator, Mapping
-from typing import Any, Protocol
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Protocol, TypeVar
 
 from callm.errors import (
     AuthError,
@@ -90,7 +91,7 @@ def loads(data: bytes | str) -> Any:
     """json.loads that reports unreadable bytes (invalid JSON or UTF-8) as BadResponseError."""
     try:
         return json.loads(data)
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+    except (ValueError, RecursionError) as exc:  # bad JSON or UTF-8; nested too deep
         raw = data.encode("utf-8", "replace") if isinstance(data, str) else bytes(data)
         start = raw[:200].lstrip().lower()
         if start.startswith((b"<!doctype", b"<html", b"<head", b"<body")):
@@ -98,6 +99,52 @@ def loads(data: bytes | str) -> Any:
             raise BadResponseError(f"expected JSON, got an HTML page: {body_text(raw)}") from None
         snippet = raw[:120].decode("utf-8", "replace")
         raise BadResponseError(f"invalid JSON from provider: {snippet!r}") from exc
+
+
+# What reading vendor JSON of an unexpected shape raises (a list where an object belongs, a
+# number where a string does...). Parsers turn these into BadResponseError (see as_error).
+SHAPE_ERRORS = (TypeError, AttributeError, KeyError, IndexError, ValueError, RecursionError)
+# What a parser's loop catches: an error to raise (or defer) as a CallmError.
+READ_ERRORS = (CallmError, *SHAPE_ERRORS)
+
+
+def as_error(exc: BaseException) -> CallmError:
+    """A CallmError as is; a shape error (SHAPE_ERRORS) as a BadResponseError."""
+    if isinstance(exc, CallmError):
+        return exc
+    detail = f"{type(exc).__name__}: {exc}"
+    return BadResponseError(f"unexpected data from the provider ({detail[:160]})")
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def reads_json(method: _F) -> _F:
+    """For a driver's parse_response / parse_models: a shape error becomes a
+    BadResponseError. (Not for stream parsers' feed(): see their loops.)"""
+
+    @functools.wraps(method)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except SHAPE_ERRORS as exc:
+            raise as_error(exc) from None
+
+    return guarded  # type: ignore[return-value]
+
+
+def reads_error_body(method: _F) -> _F:
+    """For a driver's parse_error(status, headers, body): a body too odd to read gives the
+    status-only error (its kind, its retry) rather than a shape error."""
+
+    @functools.wraps(method)
+    def guarded(self: Any, status: int, headers: Mapping[str, str], body: bytes) -> CallmError:
+        try:
+            return method(self, status, headers, body)  # type: ignore[no-any-return]
+        except SHAPE_ERRORS:
+            return error_from_http(status, body_text(body), headers=headers)
+
+    return guarded  # type: ignore[return-value]
 
 
 def join_url(base: str, path: str) -> str:

@@ -9,12 +9,16 @@ from typing import Any
 from urllib.parse import quote
 
 from callm.drivers.base import (
+    READ_ERRORS,
+    as_error,
     body_text,
     error_from_http,
     join_url,
     loads,
     parse_duration,
     parse_retry_after,
+    reads_error_body,
+    reads_json,
 )
 from callm.drivers.sse import MAX_LINE_BYTES, SSEDecoder
 from callm.errors import (
@@ -246,11 +250,12 @@ class GeminiStreamParser:
         try:
             for item in items:
                 self.handle(loads(item), out)
-        except CallmError as exc:
+        except READ_ERRORS as exc:
+            err = as_error(exc)  # JSON of an unexpected shape: a BadResponseError
             if not out:
-                raise
+                raise err from None
             # Hand over the events that came before the error first; raise on the next call.
-            self._error = exc
+            self._error = err
         return out
 
     def handle(self, obj: Any, out: list[StreamEvent]) -> None:
@@ -342,6 +347,7 @@ class GeminiDriver:
     def stream_parser(self) -> GeminiStreamParser:
         return GeminiStreamParser()
 
+    @reads_json
     def parse_response(self, body: bytes) -> list[StreamEvent]:
         obj = loads(body)
         parser = GeminiStreamParser()
@@ -350,6 +356,7 @@ class GeminiDriver:
             parser.handle(item, out)
         return out
 
+    @reads_error_body
     def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> CallmError:
         text = body.strip()
         if text.startswith(b"data:"):  # an error sent as text/event-stream
@@ -370,6 +377,7 @@ class GeminiDriver:
             url += "&pageToken=" + quote(page_token, safe="")
         return HttpRequest("GET", url, self._headers(ep, json_body=False))
 
+    @reads_json
     def parse_models(self, ep: Endpoint, body: bytes) -> tuple[list[ModelInfo], str | None]:
         obj = loads(body)
         if not isinstance(obj, dict):

@@ -7,7 +7,16 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from callm.drivers.base import body_text, error_from_http, join_url, loads
+from callm.drivers.base import (
+    READ_ERRORS,
+    as_error,
+    body_text,
+    error_from_http,
+    join_url,
+    loads,
+    reads_error_body,
+    reads_json,
+)
 from callm.drivers.sse import NDJSONDecoder
 from callm.errors import BadResponseError, CallmError, NotFoundError
 from callm.types import (
@@ -80,11 +89,12 @@ class OllamaStreamParser:
         try:
             for line in lines:
                 self.handle(loads(line), out)
-        except CallmError as exc:
+        except READ_ERRORS as exc:
+            err = as_error(exc)  # JSON of an unexpected shape: a BadResponseError
             if not out:
-                raise
+                raise err from None
             # Hand over the events that came before the error first; raise on the next call.
-            self._error = exc
+            self._error = err
         return out
 
     def handle(self, obj: Any, out: list[StreamEvent]) -> None:
@@ -172,6 +182,7 @@ class OllamaDriver:
     def stream_parser(self) -> OllamaStreamParser:
         return OllamaStreamParser()
 
+    @reads_json
     def parse_response(self, body: bytes) -> list[StreamEvent]:
         # One JSON object; also NDJSON, for a server that streamed anyway.
         parser = OllamaStreamParser()
@@ -179,6 +190,7 @@ class OllamaDriver:
         out.extend(parser.close())
         return out
 
+    @reads_error_body
     def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> CallmError:
         try:
             obj = json.loads(body)
@@ -190,6 +202,7 @@ class OllamaDriver:
     def models_request(self, ep: Endpoint, page_token: str | None = None) -> HttpRequest:
         return HttpRequest("GET", self._url(ep, "api/tags"), self._headers(ep, json_body=False))
 
+    @reads_json
     def parse_models(self, ep: Endpoint, body: bytes) -> tuple[list[ModelInfo], str | None]:
         """/api/tags (installed) or /api/ps (loaded); neither pages."""
         obj = loads(body)

@@ -22,7 +22,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from callm.drivers.base import join_url, loads
+from callm.drivers.base import READ_ERRORS, as_error, join_url, loads, reads_error_body, reads_json
 from callm.drivers.openai_common import (
     SSEJSONReader,
     apply_options,
@@ -162,79 +162,69 @@ class ChatStreamParser:
             err, self._pending = self._pending, None
             raise err
         out: list[StreamEvent] = []
-        for obj in self._reader.feed(data):
-            try:  # the hot path: a text-only delta, nothing else in the chunk
-                ch = obj["choices"][0]
-                delta = ch["delta"]
-                content = delta["content"]
-                if (
-                    content.__class__ is str
-                    and content
-                    and len(delta) == 1
-                    and ch["finish_reason"] is None
-                    and obj.get("usage") is None
-                    and "error" not in obj
-                ):
-                    out.append(TextDelta(content))
-                    continue
-            except (KeyError, IndexError, TypeError, AttributeError):
-                pass
-            if self._chunk(obj, out):
-                break
+        try:
+            for obj in self._reader.feed(data):
+                try:  # the hot path: a text-only delta, nothing else in the chunk
+                    ch = obj["choices"][0]
+                    delta = ch["delta"]
+                    content = delta["content"]
+                    if (
+                        content.__class__ is str
+                        and content
+                        and len(delta) == 1
+                        and ch["finish_reason"] is None
+                        and obj.get("usage") is None
+                        and "error" not in obj
+                    ):
+                        out.append(TextDelta(content))
+                        continue
+                except (KeyError, IndexError, TypeError, AttributeError):
+                    pass
+                self._chunk(obj, out)
+        except READ_ERRORS as exc:
+            err = as_error(exc)
+            self._reader.done = True  # nothing after an error counts
+            if not out:
+                raise err from None
+            self._pending = err  # hand over the events decoded before it first
         return out
 
-    def _chunk(self, obj: Any, out: list[StreamEvent]) -> bool:
-        """Any chunk but a plain text delta. True = stop (an error is pending)."""
+    def _chunk(self, obj: Any, out: list[StreamEvent]) -> None:
+        """Any chunk but a plain text delta. Raises for an error chunk (after adding the
+        usage it may carry) and, as shape errors, for JSON of an unexpected shape."""
         append = out.append
         if not isinstance(obj, dict):
             raise BadResponseError(f"unexpected chunk: {str(obj)[:120]!r}")
-        if "error" in obj and self._fail(obj, out):
-            return True
-        try:
-            choices = obj.get("choices")
-            reason = None
-            if choices:
-                ch = choices[0]
-                if not ch.get("index"):  # n > 1 is refused when building the request
-                    delta = ch.get("delta") or ch.get("message")
-                    if delta:
-                        content = delta.get("content")
-                        if content:
-                            if content.__class__ is str:
-                                append(TextDelta(content))
-                            else:
-                                _content_parts(content, append)
-                        _delta_extras(delta, append)
-                    reason = ch.get("finish_reason")
-                    if reason:
-                        append(Finished(FINISH.get(reason, "unknown")))
-            usage = obj.get("usage")
-            if usage:
-                append(UsageReport(chat_usage(usage)))
-            elif reason or not choices:  # Groq: usage in x_groq on the last chunk
-                xg = obj.get("x_groq")
-                if xg and xg.get("usage"):
-                    append(UsageReport(chat_usage(xg["usage"])))
-        except (AttributeError, TypeError, IndexError):
-            raise BadResponseError(f"unexpected chunk: {str(obj)[:120]!r}") from None
-        return False
-
-    def _fail(self, obj: Any, out: list[StreamEvent]) -> bool:
-        """An error chunk: keep the usage it may carry, then raise, now or (when events
-        decoded before it must be handed over first) on the next call. False when the
-        chunk only has `"error": null`."""
         err = obj.get("error")
-        if not err:
-            return False
+        if err:  # `"error": null` is no error
+            usage = obj.get("usage")
+            if isinstance(usage, dict) and usage:
+                append(UsageReport(chat_usage(usage)))
+            raise stream_error(err)
+        choices = obj.get("choices")
+        reason = None
+        if choices:
+            ch = choices[0]
+            if not ch.get("index"):  # n > 1 is refused when building the request
+                delta = ch.get("delta") or ch.get("message")
+                if delta:
+                    content = delta.get("content")
+                    if content:
+                        if content.__class__ is str:
+                            append(TextDelta(content))
+                        else:
+                            _content_parts(content, append)
+                    _delta_extras(delta, append)
+                reason = ch.get("finish_reason")
+                if reason:
+                    append(Finished(FINISH.get(reason, "unknown")))
         usage = obj.get("usage")
-        if isinstance(usage, dict) and usage:
-            out.append(UsageReport(chat_usage(usage)))
-        exc = stream_error(err)
-        self._reader.done = True  # nothing after an error counts
-        if not out:
-            raise exc
-        self._pending = exc
-        return True
+        if usage:
+            append(UsageReport(chat_usage(usage)))
+        elif reason or not choices:  # Groq: usage in x_groq on the last chunk
+            xg = obj.get("x_groq")
+            if xg and xg.get("usage"):
+                append(UsageReport(chat_usage(xg["usage"])))
 
 
 def parse_chat_response(body: bytes) -> list[StreamEvent]:
@@ -313,9 +303,11 @@ class OpenAIChatDriver:
     def stream_parser(self) -> ChatStreamParser:
         return ChatStreamParser()
 
+    @reads_json
     def parse_response(self, body: bytes) -> list[StreamEvent]:
         return parse_chat_response(body)
 
+    @reads_error_body
     def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> CallmError:
         return parse_openai_error(status, headers, body)
 
@@ -324,6 +316,7 @@ class OpenAIChatDriver:
         del headers["Content-Type"]
         return HttpRequest("GET", join_url(ep.base_url, "models"), headers)
 
+    @reads_json
     def parse_models(self, ep: Endpoint, body: bytes) -> tuple[list[ModelInfo], str | None]:
         return parse_openai_models(ep, body)
 

@@ -36,6 +36,8 @@ def json_payload(payload: bytes) -> Any:
 class SSEJSONReader:
     """The JSON objects of an SSE stream, until `data: [DONE]`. A frame sent as
     `event: error` whose JSON has no "error" member comes back as {"error": <payload>}.
+    A frame that is not JSON raises BadResponseError; when objects came before it in the
+    same read, they are returned first and the error is raised by the next feed()/close().
 
     Fast path: while the SSEDecoder holds nothing, a read of whole `data: <json>` events
     separated by blank lines is parsed in place with the C JSON scanner. At the first part
@@ -43,77 +45,88 @@ class SSEJSONReader:
     decoder takes over from there, so the result is the decoder's. One leniency: a raw CR/LF
     *inside* a JSON value (only a broken server sends one) is read as JSON whitespace."""
 
-    __slots__ = ("_idle", "_sse", "done")
+    __slots__ = ("_idle", "_pending", "_sse", "done")
 
     def __init__(self) -> None:
         self._sse = SSEDecoder()
         self._idle = True  # the decoder holds nothing: the next read starts an event
+        self._pending: CallmError | None = None  # an error to raise on the next call
         self.done = False  # [DONE] seen (or the owner stopped reading)
 
     def feed(self, data: bytes) -> list[Any]:
-        if self.done:
+        if self.done:  # set too when an error is pending
+            if self._pending is not None:
+                err, self._pending = self._pending, None
+                raise err
             return []
         if self._idle:
-            return self._scan(data)
+            return self._scan(data, [])
         cut = data.find(b"\n\n")  # the end of the event the decoder holds
         if cut < 0:
-            return self._decode(data)
-        objs = self._decode(data[: cut + 2])
+            return self._decode(data, [])
+        objs = self._decode(data[: cut + 2], [])
         rest = data[cut + 2 :]
         if rest and not self.done:
-            objs.extend(self._scan(rest) if self._idle else self._decode(rest))
+            (self._scan if self._idle else self._decode)(rest, objs)
         return objs
 
     def close(self) -> list[Any]:
         """End of stream: a final event without its blank line still counts."""
         return self.feed(b"\n\n")
 
-    def _scan(self, data: bytes) -> list[Any]:
+    def _scan(self, data: bytes, objs: list[Any]) -> list[Any]:
+        """Append the objects of `data` to `objs`; return `objs`."""
         cut = data.rfind(b"\n\n") + 2  # whole events end here; the rest is a half event
         if cut < 2:
-            return self._decode(data)
+            return self._decode(data, objs)
         try:
             text = (data if cut == len(data) else data[:cut]).decode()
         except UnicodeDecodeError:
-            return self._decode(data)
-        objs: list[Any] = []
+            return self._decode(data, objs)
         pos, n = 0, len(text)
         while text.startswith("data: ", pos):
             try:
                 obj, end = _raw_decode(text, pos + 6)
-            except ValueError:
+            except (ValueError, RecursionError):  # the decoder says what is wrong
                 break
             if not text.startswith("\n\n", end):
                 break
             objs.append(obj)
             pos = end + 2
         if pos < n:
-            objs.extend(self._decode(text[pos:].encode() + data[cut:]))
-        elif cut < len(data):
-            objs.extend(self._decode(data[cut:]))
+            return self._decode(text[pos:].encode() + data[cut:], objs)
+        if cut < len(data):
+            return self._decode(data[cut:], objs)
         return objs
 
-    def _decode(self, data: bytes) -> list[Any]:
-        """The general path: SSEDecoder framing, then JSON."""
+    def _decode(self, data: bytes, objs: list[Any]) -> list[Any]:
+        """The general path: SSEDecoder framing, then JSON. The one place a read fails:
+        the error is raised now, or kept for the next call when `objs` has objects of this
+        read to hand over first. Either way nothing after it is read."""
         sse = self._sse
-        frames = sse.feed(data)
-        self._idle = sse.idle
-        objs: list[Any] = []
-        for event, payload in frames:
-            try:
-                obj = json_payload(payload)
-            except ValueError:
-                if payload == b"[DONE]":
-                    self.done = True
-                    break
-                if not payload.strip():
-                    continue
-                if event == "error":
-                    raise stream_error(payload.decode("utf-8", "replace")) from None
-                raise BadResponseError(f"invalid JSON in stream: {payload[:120]!r}") from None
-            if event == "error" and not (isinstance(obj, dict) and obj.get("error")):
-                obj = {"error": obj or "error event"}
-            objs.append(obj)
+        try:
+            frames = sse.feed(data)
+            self._idle = sse.idle
+            for event, payload in frames:
+                try:
+                    obj = json_payload(payload)
+                except (ValueError, RecursionError):
+                    if payload == b"[DONE]":
+                        self.done = True
+                        break
+                    if not payload.strip():
+                        continue
+                    if event == "error":
+                        raise stream_error(payload.decode("utf-8", "replace")) from None
+                    raise BadResponseError(f"invalid JSON in stream: {payload[:120]!r}") from None
+                if event == "error" and not (isinstance(obj, dict) and obj.get("error")):
+                    obj = {"error": obj or "error event"}
+                objs.append(obj)
+        except CallmError as exc:
+            self.done = True
+            if not objs:
+                raise
+            self._pending = exc
         return objs
 
 

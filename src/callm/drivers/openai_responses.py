@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from callm.drivers.base import join_url, loads
+from callm.drivers.base import READ_ERRORS, as_error, join_url, loads, reads_json
 from callm.drivers.openai import OpenAIChatDriver
 from callm.drivers.openai_common import SSEJSONReader, apply_options, stream_error
 from callm.errors import BadResponseError, CallmError
@@ -108,26 +108,36 @@ class ResponsesStreamParser:
             err, self._pending = self._pending, None
             raise err
         out: list[StreamEvent] = []
-        for obj in self._reader.feed(data):
-            if not isinstance(obj, dict):
-                raise BadResponseError(f"unexpected event: {str(obj)[:120]!r}")
-            kind = obj.get("type")
-            if kind == "response.output_text.delta":
-                if obj.get("delta"):
-                    out.append(TextDelta(obj["delta"]))
-            elif kind in _REASONING:
-                if obj.get("delta"):
-                    out.append(ReasoningDelta(obj["delta"]))
-            elif kind == "response.refusal.delta":
-                if obj.get("delta"):
-                    out.append(RefusalDelta(obj["delta"]))
-            elif kind == "response.function_call_arguments.delta":
-                idx = obj.get("output_index") or 0
-                self._args_seen.add(idx)
-                out.append(ToolCallDelta(idx, arguments=obj.get("delta") or ""))
-            else:
-                self._other(kind, obj, out)
+        try:
+            for obj in self._reader.feed(data):
+                self._event(obj, out)
+        except READ_ERRORS as exc:
+            err = as_error(exc)
+            self._reader.done = True  # nothing after an error counts
+            if not out:
+                raise err from None
+            self._pending = err  # hand over the events decoded before it first
         return out
+
+    def _event(self, obj: Any, out: list[StreamEvent]) -> None:
+        if not isinstance(obj, dict):
+            raise BadResponseError(f"unexpected event: {str(obj)[:120]!r}")
+        kind = obj.get("type")
+        if kind == "response.output_text.delta":
+            if obj.get("delta"):
+                out.append(TextDelta(obj["delta"]))
+        elif kind in _REASONING:
+            if obj.get("delta"):
+                out.append(ReasoningDelta(obj["delta"]))
+        elif kind == "response.refusal.delta":
+            if obj.get("delta"):
+                out.append(RefusalDelta(obj["delta"]))
+        elif kind == "response.function_call_arguments.delta":
+            idx = obj.get("output_index") or 0
+            self._args_seen.add(idx)
+            out.append(ToolCallDelta(idx, arguments=obj.get("delta") or ""))
+        else:
+            self._other(kind, obj, out)
 
     def _other(self, kind: Any, obj: dict[str, Any], out: list[StreamEvent]) -> None:
         if kind == "response.output_item.added":
@@ -147,11 +157,7 @@ class ResponsesStreamParser:
         elif kind in ("error", "response.failed", "response.error") or (
             kind is None and obj.get("error")
         ):
-            exc = _error_of(obj)
-            self._reader.done = True  # nothing after an error counts
-            if not out:
-                raise exc
-            self._pending = exc  # hand over the events decoded before it first
+            raise _error_of(obj)
 
 
 def parse_responses_response(body: bytes) -> list[StreamEvent]:
@@ -210,5 +216,6 @@ class ResponsesDriver(OpenAIChatDriver):
     def stream_parser(self) -> ResponsesStreamParser:  # type: ignore[override]
         return ResponsesStreamParser()
 
+    @reads_json
     def parse_response(self, body: bytes) -> list[StreamEvent]:
         return parse_responses_response(body)
