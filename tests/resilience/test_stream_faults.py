@@ -406,3 +406,17 @@ def test_ollama_error_line_before_and_after_text(server: ReplayServer, configure
     assert r.first_err == ("error: stream broke (lab/llama3): llama runner process has terminated")
     assert server.seen[-1].path == "/api/chat"
     r.assert_clean()
+
+
+def test_text_of_the_wrong_type_is_an_unreadable_response() -> None:
+    """A parser may pass on a value it did not check ({"content": 5}); the accumulator,
+    which every call goes through, refuses it instead of crashing later in join()."""
+    from callm.drivers.base import StreamAccumulator
+    from callm.errors import BadResponseError
+    from callm.types import TextDelta
+
+    acc = StreamAccumulator()
+    acc.add(TextDelta("fine "))
+    with pytest.raises(BadResponseError):
+        acc.add(TextDelta(5))  # type: ignore[arg-type]
+    assert acc.finish().text == "fine "

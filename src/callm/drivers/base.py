@@ -293,6 +293,11 @@ class StreamAccumulator:
 
     def add(self, ev: StreamEvent) -> None:
         t = type(ev)
+        if (t is TextDelta or t is ReasoningDelta or t is RefusalDelta) and type(
+            ev.text  # type: ignore[union-attr]
+        ) is not str:
+            # a vendor sent e.g. {"content": 5}: unreadable, not a crash later in join()
+            raise BadResponseError(f"unexpected text value from the provider: {ev!r:.80}")
         if t is TextDelta:
             self._text.append(ev.text)  # type: ignore[union-attr]
         elif t is UsageReport:
