@@ -9,8 +9,8 @@ from urllib.parse import quote
 
 from callm.drivers.base import (
     READ_ERRORS,
-    as_error,
     body_text,
+    defer_after_events,
     error_from_http,
     join_url,
     loads,
@@ -133,11 +133,7 @@ class AnthropicStreamParser:
         try:
             self._frames(frames, out)
         except READ_ERRORS as exc:
-            err = as_error(exc)  # JSON of an unexpected shape: a BadResponseError
-            if not out:
-                raise err from None
-            # Hand over the events that came before the error first; raise on the next call.
-            self._error = err
+            self._error = defer_after_events(exc, out)
         return out
 
     def _frames(self, frames: list[tuple[str | None, bytes]], out: list[StreamEvent]) -> None:

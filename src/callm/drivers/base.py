@@ -116,6 +116,16 @@ def as_error(exc: BaseException) -> CallmError:
     return BadResponseError(f"unexpected data from the provider ({detail[:160]})")
 
 
+def defer_after_events(exc: BaseException, out: list[StreamEvent]) -> CallmError:
+    """An error met while decoding one read. Raised at once when nothing came before it;
+    otherwise returned, for the parser to raise on its next call, so the events decoded
+    before it (the text that arrived) are handed over first."""
+    err = as_error(exc)
+    if not out:
+        raise err from None
+    return err
+
+
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 

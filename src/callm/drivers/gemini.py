@@ -10,8 +10,8 @@ from urllib.parse import quote
 
 from callm.drivers.base import (
     READ_ERRORS,
-    as_error,
     body_text,
+    defer_after_events,
     error_from_http,
     join_url,
     loads,
@@ -251,11 +251,7 @@ class GeminiStreamParser:
             for item in items:
                 self.handle(loads(item), out)
         except READ_ERRORS as exc:
-            err = as_error(exc)  # JSON of an unexpected shape: a BadResponseError
-            if not out:
-                raise err from None
-            # Hand over the events that came before the error first; raise on the next call.
-            self._error = err
+            self._error = defer_after_events(exc, out)
         return out
 
     def handle(self, obj: Any, out: list[StreamEvent]) -> None:

@@ -22,7 +22,14 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from callm.drivers.base import READ_ERRORS, as_error, join_url, loads, reads_error_body, reads_json
+from callm.drivers.base import (
+    READ_ERRORS,
+    defer_after_events,
+    join_url,
+    loads,
+    reads_error_body,
+    reads_json,
+)
 from callm.drivers.openai_common import (
     SSEJSONReader,
     apply_options,
@@ -182,11 +189,8 @@ class ChatStreamParser:
                     pass
                 self._chunk(obj, out)
         except READ_ERRORS as exc:
-            err = as_error(exc)
             self._reader.done = True  # nothing after an error counts
-            if not out:
-                raise err from None
-            self._pending = err  # hand over the events decoded before it first
+            self._pending = defer_after_events(exc, out)
         return out
 
     def _chunk(self, obj: Any, out: list[StreamEvent]) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from callm.drivers.base import READ_ERRORS, as_error, join_url, loads, reads_json
+from callm.drivers.base import READ_ERRORS, defer_after_events, join_url, loads, reads_json
 from callm.drivers.openai import OpenAIChatDriver
 from callm.drivers.openai_common import SSEJSONReader, apply_options, stream_error
 from callm.errors import BadResponseError, CallmError
@@ -112,11 +112,8 @@ class ResponsesStreamParser:
             for obj in self._reader.feed(data):
                 self._event(obj, out)
         except READ_ERRORS as exc:
-            err = as_error(exc)
             self._reader.done = True  # nothing after an error counts
-            if not out:
-                raise err from None
-            self._pending = err  # hand over the events decoded before it first
+            self._pending = defer_after_events(exc, out)
         return out
 
     def _event(self, obj: Any, out: list[StreamEvent]) -> None:
