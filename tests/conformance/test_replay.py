@@ -29,7 +29,7 @@ CHAT_CASES = [
     for it in interactions()
     if it.expect and it.expect.get("wire") in WIRES
 ]
-FAKE_KEY = "sk-test-FAKE-conformance-0000000000"
+FAKE_KEY = "sk-test-FAKE-conf-0000"
 
 
 def _is_stream(it: Interaction) -> bool:

@@ -17,7 +17,7 @@ import pytest
 from replay_server import Reply, serving
 
 CALLM = str(Path(sys.executable).with_name("callm"))
-FAKE_KEY = "sk-test-FAKE-e2e-key-000000000000000"
+FAKE_KEY = "sk-test-FAKE-e2e-0000"
 
 
 def sse(*objs: Any, done: bool = True) -> bytes:

@@ -23,10 +23,10 @@ NDJSON = {"content-type": "application/x-ndjson"}
 
 # Obviously fake keys, one per provider, long enough that masking hides most of them.
 KEYS = {
-    "lab": "sk-test-FAKE-lab-00000000000000000000",
-    "backup": "sk-test-FAKE-backup-0000000000000000",
-    "third": "sk-test-FAKE-third-00000000000000000",
-    "claude": "sk-ant-test-FAKE-claude-000000000000",
+    "lab": "sk-test-FAKE-lab-0000",
+    "backup": "sk-test-FAKE-backup-0000",
+    "third": "sk-test-FAKE-third-0000",
+    "claude": "sk-ant-test-FAKE-cl-0000",
     "gem": "AIza-test-FAKE-gem-00000000000000000",
 }
 

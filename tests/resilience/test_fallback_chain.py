@@ -104,7 +104,7 @@ def test_not_found_moves_on(server: ReplayServer, server2: ReplayServer, configu
     ("reply", "code", "kind"),
     [
         (
-            openai_error(401, "Incorrect API key provided: sk-test-FAKE-lab-00000000000000000000"),
+            openai_error(401, "Incorrect API key provided: sk-test-FAKE-lab-0000"),
             3,
             "auth",
         ),

@@ -192,7 +192,7 @@ def test_anthropic_529_after_all_retries(server: ReplayServer, configure) -> Non
     ("reply", "code", "first_err"),
     [
         (
-            openai_error(401, "Incorrect API key provided: sk-test-FAKE-lab-00000000000000000000"),
+            openai_error(401, "Incorrect API key provided: sk-test-FAKE-lab-0000"),
             3,
             "error: authentication failed (lab/gpt-test): Incorrect API key provided: sk-...0000",
         ),
