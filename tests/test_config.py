@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -135,6 +136,75 @@ def test_unknown_keys_are_rejected_by_name(isolated_env: IsolatedEnv, text: str,
     with pytest.raises(ConfigError) as info:
         store.load(path)
     assert f"unknown key '{key}'" in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("[retry]\nattempts = 0\n", "retry.attempts: must be between 1 and 20, not 0"),
+        ("[retry]\nattempts = 2.5\n", "retry.attempts: must be a whole number"),
+        ("[retry]\nattempts = true\n", "retry.attempts: must be a whole number"),
+        ("log_prompts = 1\n", "log_prompts: must be true or false"),
+        ('[providers.lab]\ndriver = "sim"\ntimeout = true\n', "providers.lab.timeout: must be a"),
+        ('[providers.lab]\ndriver = "sim"\nkey = "file"\n', "providers.lab.key: must be one of"),
+        ('[providers.lab]\ndriver = "sim"\nheaders = { X = 1 }\n', "providers.lab.headers.X"),
+        ('[providers.lab]\ndriver = "sim"\nmodels = ["a", 2]\n', "providers.lab.models.1"),
+        ('[providers.lab]\nbase_url = "http://x"\n', "providers.lab.driver: missing"),
+        ("[pricing.'openai/*']\ninput = -1\n", "pricing.openai/*.input: must be at least 0"),
+        ('providers = "lab"\n', "providers: must be a table"),
+        ("[fallbacks]\n'a/b' = \"c/d\"\n", "fallbacks.a/b: must be a list"),
+    ],
+)
+def test_each_bad_value_is_named_with_what_was_expected(
+    isolated_env: IsolatedEnv, text: str, said: str
+) -> None:
+    path = isolated_env.write_config(text)
+    with pytest.raises(ConfigError) as info:
+        store.load(path)
+    assert said in info.value.message
+
+
+def test_all_problems_are_counted_and_the_first_is_shown(isolated_env: IsolatedEnv) -> None:
+    path = isolated_env.write_config("[retry]\nattempts = 0\nbase_delay = -1\nbogus = 1\n")
+    with pytest.raises(ConfigError) as info:
+        store.load(path)
+    assert info.value.message.endswith("unknown key 'retry.bogus'")
+    path = isolated_env.write_config("[retry]\nattempts = 0\nbase_delay = -1\n")
+    with pytest.raises(ConfigError) as info:
+        store.load(path)
+    said = "retry.attempts: must be between 1 and 20, not 0 (and 1 more)"
+    assert info.value.message.endswith(said)
+
+
+def test_numbers_are_kept_as_floats_and_changes_are_checked_again() -> None:
+    from dataclasses import FrozenInstanceError, replace
+
+    from callm.config.schema import SchemaError
+
+    pc = ProviderConfig.from_dict({"driver": "sim", "timeout": 5})
+    assert pc.timeout == 5.0 and isinstance(pc.timeout, float)
+    with pytest.raises(SchemaError, match="timeout: must be greater than 0"):
+        replace(pc, timeout=0)
+    with pytest.raises(FrozenInstanceError):
+        pc.timeout = 1.0  # type: ignore[misc]
+    with pytest.raises(SchemaError, match="unknown driver 'nope'"):
+        ProviderConfig(driver="nope")
+
+
+def test_what_is_written_leaves_defaults_out_at_every_level() -> None:
+    cfg = Config.from_dict(
+        {
+            "retry": {"attempts": 5, "base_delay": 0.5},
+            "providers": {"lab": {"driver": "sim", "timeout": 60, "enabled": False}},
+            "aliases": {},
+        }
+    )
+    assert cfg.to_toml_dict() == {
+        "retry": {"attempts": 5},
+        "providers": {"lab": {"driver": "sim", "enabled": False}},
+    }
+    assert Config().to_toml_dict() == {}
+    assert cfg.to_dict()["retry"]["base_delay"] == 0.5
 
 
 def test_not_utf8_names_the_file(isolated_env: IsolatedEnv) -> None:
@@ -301,10 +371,10 @@ def test_save_creates_missing_directories(tmp_path: Path) -> None:
 
 def test_config_file_holds_no_secret_fields() -> None:
     """The schema has no field a key could be stored in."""
-    fields = set(ProviderConfig.model_fields) | set(Config.model_fields)
-    assert not {"api_key", "secret", "token", "password"} & fields
+    names = {f.name for f in fields(ProviderConfig)} | {f.name for f in fields(Config)}
+    assert not {"api_key", "secret", "token", "password"} & names
     with pytest.raises(ValueError, match="api_key"):
-        ProviderConfig.model_validate({"driver": "sim", "api_key": "fake-key-for-tests-0002"})
+        ProviderConfig.from_dict({"driver": "sim", "api_key": "fake-key-for-tests-0002"})
 
 
 def test_bad_provider_name_in_the_file_is_named(isolated_env: IsolatedEnv) -> None:

@@ -46,7 +46,7 @@ def sources(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def cfg(pricing_table: dict) -> Config:
-    return Config.model_validate({"pricing": pricing_table})
+    return Config.from_dict({"pricing": pricing_table})
 
 
 # ---- cost -----------------------------------------------------------------------------------

@@ -178,7 +178,7 @@ def set_default(cfg: Config, spec: str) -> Config:
     from callm.endpoints import resolve_target
 
     resolve_target(cfg, spec)  # UsageError: unknown provider, alias loop, allowlist
-    return cfg.model_copy(update={"default_model": spec})
+    return replace(cfg, default_model=spec)
 
 
 def known(cfg: Config, spec: str) -> bool:

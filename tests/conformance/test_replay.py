@@ -59,7 +59,7 @@ def _replay(it: Interaction, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> 
     wire = it.expect["wire"]  # type: ignore[index]
     reply = Reply(resp["status"], dict(resp["headers"]), it.body_bytes)
     with serving(reply) as srv:
-        cfg = Config.model_validate(
+        cfg = Config.from_dict(
             {
                 "providers": {
                     "rec": {

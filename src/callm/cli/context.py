@@ -27,7 +27,7 @@ class State:
         return config_path(self.config_override)
 
     def config(self) -> Config:
-        """Loaded and validated on first use (pydantic is imported only here)."""
+        """Loaded and validated on first use."""
         if self._config is None:
             from callm.config.store import load
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -98,7 +99,7 @@ def add(
 ) -> None:
     """Add a provider. Catalog names fill in the driver, base URL and key variable."""
     from callm.catalog.providers import template
-    from callm.config.schema import ProviderConfig, check_provider_name
+    from callm.config.schema import ProviderConfig, SchemaError, check_provider_name
 
     st = state(ctx)
     try:
@@ -132,8 +133,8 @@ def add(
             default_model=default_model or (t.default_model if t else None),
             api_version=api_version,
         )
-    except ValueError as exc:  # pydantic ValidationError is a ValueError
-        raise UsageError(_first_validation_message(exc)) from None
+    except SchemaError as exc:
+        raise UsageError(exc.first) from None
 
     new_key: str | None = None
     if key_stdin:
@@ -152,7 +153,7 @@ def add(
         keychain_set(name, new_key)
     providers = dict(cfg.providers)
     providers[name] = pc
-    st.save(cfg.model_copy(update={"providers": providers}))
+    st.save(replace(cfg, providers=providers))
     out = st.out
     if out.json_mode:
         out.emit_json(
@@ -191,14 +192,6 @@ def _parse_headers(items: list[str]) -> dict[str, str]:
             raise UsageError(f"--header wants K=V, got {item!r}")
         headers[k.strip()] = v.strip()
     return headers
-
-
-def _first_validation_message(exc: Exception) -> str:
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        e = errors()[0]
-        return f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-    return str(exc)
 
 
 def _source(name: str, pc: ProviderConfig) -> str:
@@ -277,7 +270,7 @@ def show(ctx: typer.Context, name: Name) -> None:
 
     st = state(ctx)
     _, pc = _configured(st, name)
-    info = {"name": name, **pc.model_dump(exclude_none=True), "key_source": _source(name, pc)}
+    info = {"name": name, **pc.to_dict(), "key_source": _source(name, pc)}
     try:
         key = resolve_key(name, key_mode=pc.key, key_env=pc.key_env, vendor_vars=_vendor_vars(name))
         info["key"] = mask(key) if key else "(none needed)"
@@ -307,7 +300,7 @@ def remove(
         if not typer.confirm(f"Remove provider {name} and its stored key?", default=False):
             raise typer.Exit(1)
     providers = {k: v for k, v in cfg.providers.items() if k != name}
-    st.save(cfg.model_copy(update={"providers": providers}))
+    st.save(replace(cfg, providers=providers))
     deleted = _delete_key(st, name) if pc.key == "keychain" else False
     if st.out.json_mode:
         st.out.emit_json({"removed": name, "key_deleted": deleted})
@@ -330,8 +323,8 @@ def _set_enabled(ctx: typer.Context, name: str, enabled: bool) -> None:
     st = state(ctx)
     cfg, pc = _configured(st, name)
     providers = dict(cfg.providers)
-    providers[name] = pc.model_copy(update={"enabled": enabled})
-    st.save(cfg.model_copy(update={"providers": providers}))
+    providers[name] = replace(pc, enabled=enabled)
+    st.save(replace(cfg, providers=providers))
     if st.out.json_mode:
         st.out.emit_json({"name": name, "enabled": enabled})
     else:
@@ -367,8 +360,8 @@ def set_key(
     keychain_set(name, key)
     if pc.key != "keychain" or pc.key_env:
         providers = dict(cfg.providers)
-        providers[name] = pc.model_copy(update={"key": "keychain", "key_env": None})
-        st.save(cfg.model_copy(update={"providers": providers}))
+        providers[name] = replace(pc, key="keychain", key_env=None)
+        st.save(replace(cfg, providers=providers))
     if st.out.json_mode:
         st.out.emit_json({"name": name, "key": mask(key), "stored_in": "keychain"})
     else:

@@ -40,22 +40,19 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 def load(path: Path) -> Config:
     """Load and validate; a missing file is an empty config."""
-    from pydantic import ValidationError
-
-    from callm.config.schema import Config
+    from callm.config.schema import UNKNOWN_KEY, Config, SchemaError
 
     raw = read_toml(path)
     try:
-        return Config.model_validate(raw)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        if err["type"] == "extra_forbidden":
-            msg = f"unknown key {field!r}"
-        else:
-            msg = f"{field}: {err['msg']}"
-        more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-        raise ConfigError(f"{path}: {msg}{more}", hint=_HANDS_OFF) from None
+        return Config.from_dict(raw)
+    except SchemaError as exc:
+        loc, msg = exc.problems[0]
+        where = ".".join(loc) or "(top level)"
+        msg = f"unknown key {where!r}" if msg == UNKNOWN_KEY else f"{where}: {msg}"
+        more = len(exc.problems) - 1
+        raise ConfigError(
+            f"{path}: {msg}" + (f" (and {more} more)" if more else ""), hint=_HANDS_OFF
+        ) from None
 
 
 def save(path: Path, config: Config) -> None:
@@ -79,7 +76,7 @@ def render(path: Path, config: Config) -> str:
         doc = tomlkit.parse(old)
     except ParseError as exc:  # load() refuses such a file first; never overwrite it
         raise ConfigError(f"{path}: invalid TOML: {exc}", hint=_HANDS_OFF) from None
-    full = config.model_dump(exclude_none=True)
+    full = config.to_dict()
     _sync(doc, config.to_toml_dict(), full, depth=0)
     return tomlkit.dumps(doc)
 
