@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 T0 = time.perf_counter()
-THIRD_PARTY = ("typer", "typer._adapters", "httpx", "sqlite3", "pydantic", "pydantic.main")
+THIRD_PARTY = ("typer", "sqlite3", "socket", "zlib", "urllib.parse", "tomllib")
 CALLM_MODULES = (
     "callm.cli.app",
     "callm.cli.chat",
@@ -28,6 +28,7 @@ CALLM_MODULES = (
     "callm.config.schema",
     "callm.config.store",
     "callm.transport",
+    "callm.http11",
     "callm.drivers.openai",
     "callm.ledger.usage",
     "callm.ledger.db",
@@ -40,7 +41,7 @@ CALLM_MODULES = (
 WRAP = {
     "callm.config.store": ["load"],
     "callm.engine": ["call", "_one_call", "_settle_usage", "_record"],
-    "callm.transport": ["client"],
+    "callm.http11": ["request"],
     "callm.cooldown": ["record_result", "filter_chain"],
 }
 
@@ -73,7 +74,7 @@ def wrap(timings: dict[str, float], module: Any, name: str) -> None:
 def main() -> None:
     model = sys.argv[1] if len(sys.argv) > 1 else "lab/gpt-bench"
     timings: dict[str, float] = {}
-    timings["import typer, pydantic (models, TypeAdapter), httpx, sqlite3"] = timed_imports(
+    timings["import typer, sqlite3, socket, zlib, urllib.parse, tomllib"] = timed_imports(
         THIRD_PARTY
     )
     timings["import callm's modules"] = timed_imports(CALLM_MODULES)

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 R = dict[str, Any]
+DEPS = "typer + sqlite3 + callm.http11"  # as in sections.py
 
 
 # ---- small helpers ----------------------------------------------------------------------
@@ -556,7 +557,7 @@ def _profile(res: R) -> list[str]:
             "Phases of one `callm chat` in one process (`bench/chat_phases.py`, median of 7). "
             "Not included: the interpreter's own start (`python -c pass` in the cold-start "
             "table) and its shutdown. Nested rows are part of the rows below them "
-            "(`transport.client` is in `_one_call`, which is in `engine.call`, which is in "
+            "(`http11.request` is in `_one_call`, which is in `engine.call`, which is in "
             "the app run):",
             "",
             *_table(["phase", "ms"], [[k, f"{v:.1f}"] for k, v in phases.items()]),
@@ -587,10 +588,10 @@ def _zip_longest(a: list[R], b: list[R]) -> list[tuple[R | None, R | None]]:
 
 
 def _bound(res: R) -> list[str]:
-    """The least a one-shot `callm chat` can cost with its dependencies, from the numbers."""
+    """The least a one-shot `callm chat` can cost with its imports, from the numbers."""
     imports = res.get("profile", {}).get("imports", [])
     chat = res.get("chat", {}).get("rows", [])
-    deps = _row(imports, "import typer + httpx + sqlite3 + pydantic (BaseModel, TypeAdapter)")
+    deps = _row(imports, f"import {DEPS}")
     httpx_ = _row(imports, "import httpx")
     floor = _row(chat, "floor: python + httpx, one request")
     callm = _row(chat, "callm chat")
@@ -607,10 +608,10 @@ def _bound(res: R) -> list[str]:
         )
         out.append(
             f"- {what}: floor {_ms(floor[key])} = import httpx {_ms(httpx_[key])} + client, "
-            f"request and output {_ms(request)}. Importing what callm's chat path uses (typer, "
-            f"httpx, sqlite3, pydantic models) takes {_ms(deps[key])}, so a typer + pydantic + "
-            f"httpx CLI needs at least {_ms(least)} = **{_x(least / floor[key])} the floor** "
-            f"before any work of its own{own}."
+            f"request and output {_ms(request)}. Importing what callm's chat path needs "
+            f"({DEPS}) takes {_ms(deps[key])}, so a CLI built on them needs at least "
+            f"{_ms(least)} = **{_x(least / floor[key])} the floor** before any work of its "
+            f"own{own}."
         )
     return ["Lower bound for the one-shot chat target (<= 1.3x the floor):", "", *out]
 

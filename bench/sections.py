@@ -24,7 +24,7 @@ PY = str(CALLM_PY)
 PEER_PY = str(PEERS_PY)
 FLOOR = str(BENCH / "floor_httpx.py")
 SDK = str(BENCH / "peer_openai_sdk.py")
-DEPS = "typer + httpx + sqlite3 + pydantic (BaseModel, TypeAdapter)"
+DEPS = "typer + sqlite3 + callm.http11"  # the third-party and stdlib imports of callm chat
 _TIMED = re.compile(
     r"^(?P<label>[^\d\s].*?)[:\s]+(?:median\s+)?(?P<v>\d+(?:\.\d+)?)\s*(?P<unit>ms|s)\b", re.M
 )
@@ -303,13 +303,17 @@ def profile(b: Bench) -> None:
     """Evidence for the misses: import costs, -X importtime and cProfile of a one-shot chat."""
     imports = [
         ("typer", "import typer"),
-        ("httpx", "import httpx"),
-        ("httpx + httpx.Client()", "import httpx; httpx.Client()"),
-        ("pydantic (BaseModel, TypeAdapter)", "from pydantic import BaseModel, TypeAdapter"),
-        (DEPS, "import typer, httpx, sqlite3; from pydantic import BaseModel, TypeAdapter"),
+        ("callm.http11 (socket, zlib, urllib.parse)", "import callm.http11"),
+        ("sqlite3", "import sqlite3"),
+        (DEPS, "import typer, sqlite3, callm.http11"),
         ("rich.markdown + rich.live", "import rich.markdown, rich.live"),
     ]
     cases = [Case(f"import {label}", [PY, "-c", code]) for label, code in imports]
+    if b.peer(PEERS_PY):  # what callm used before http11, for comparison
+        cases.append(Case("import httpx", [PEER_PY, "-c", "import httpx"]))
+        cases.append(
+            Case("import httpx + httpx.Client()", [PEER_PY, "-c", "import httpx; httpx.Client()"])
+        )
     res: dict[str, Any] = {"imports": rows(interleaved(cases, b.env, b.reps.light))}
     chat = [CALLM, "chat", "-m", "lab/gpt-bench", "hi"]
     p = subprocess.run(
@@ -404,7 +408,7 @@ def importtime_top(stderr: str, n: int = 16) -> dict[str, list[dict[str, Any]]]:
 
 PROFILE_FILTER = (
     r"(callm/|typer/_coercion|typer/_adapters|typer/core.py.*invoke|pydantic/plugin|"
-    r"importlib/metadata/__init__.py.*entry_points|httpx/_client.py.*__init__|ssl.py)"
+    r"importlib/metadata/__init__.py.*entry_points|http11.py|ssl.py)"
 )
 
 

@@ -1,17 +1,14 @@
-"""The only module that does network I/O. Sends a driver's HttpRequest with httpx and maps
-every transport failure to a canonical error that names the provider, URL and phase."""
+"""The only module that does network I/O. Sends a driver's HttpRequest over http11.py,
+follows redirects, and maps every transport failure to a canonical error that names the
+provider, URL and phase."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
-import httpx
-
-from callm import __version__
+from callm import __version__, http11
 from callm.errors import CallmError, CallTimeoutError, NetworkError
 from callm.types import HttpRequest
 
@@ -56,112 +53,122 @@ class StreamResponse:
         return b"".join(parts)
 
 
-_client: httpx.Client | None = None
-_lock = threading.Lock()
-_LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=16)
+_pool = http11.Pool()
+MAX_REDIRECTS = 10
+_REDIRECTS = (301, 302, 303, 307, 308)
+# Headers that may follow a redirect to another origin; the rest (keys, custom headers) stay
+# with the origin they were configured for.
+_PORTABLE = {"user-agent", "accept", "accept-encoding", "content-type", "connection"}
+_DEFAULTS = {
+    "User-Agent": USER_AGENT,
+    "Accept": "*/*",
+    "Accept-Encoding": "gzip, deflate",
+    "Connection": "keep-alive",
+}
 
 
-class _LazyTLSTransport(httpx.BaseTransport):
-    """The https transport, built on first use: loading the CA store costs ~90 ms, which a
-    call to a local server (Ollama, vLLM, sim, our tests) never needs."""
-
-    def __init__(self) -> None:
-        self._inner: httpx.HTTPTransport | None = None
-        self._lock = threading.Lock()
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        if self._inner is None:
-            with self._lock:
-                if self._inner is None:
-                    self._inner = httpx.HTTPTransport(limits=_LIMITS)  # verifies certificates
-        return self._inner.handle_request(request)
-
-    def close(self) -> None:
-        if self._inner is not None:
-            self._inner.close()
+def warm_up(urls: list[str] | tuple[str, ...] = ()) -> None:
+    """Build what the first request to these URLs needs (the TLS context, for https) before
+    worker threads start, so they do not queue on it and each latency measures the network."""
+    if any(u.lower().startswith("https:") for u in urls):
+        http11.tls_context()
 
 
-def client() -> httpx.Client:
-    """One pooled client per process (thread-safe), so concurrent checks share connections."""
-    global _client
-    with _lock:
-        if _client is None:
-            _client = httpx.Client(
-                headers={"User-Agent": USER_AGENT},
-                follow_redirects=True,
-                # https:// goes to the lazily built, verifying transport; plain http:// needs
-                # no TLS context at all (verify=False only skips building one: no TLS is
-                # ever spoken on that transport).
-                transport=_LazyTLSTransport(),
-                mounts={"http://": httpx.HTTPTransport(verify=False, limits=_LIMITS)},
-            )
-        return _client
+def reset() -> None:
+    """Forget pooled connections and the TLS context (tests change the environment)."""
+    _pool.clear()
+    http11._tls_context = None
 
 
-def _timeout(t: Timeouts) -> httpx.Timeout:
-    return httpx.Timeout(connect=t.connect, read=t.read, write=t.read, pool=t.connect)
-
-
-def _build(c: httpx.Client, req: HttpRequest, t: Timeouts) -> httpx.Request:
-    kw: dict[str, Any] = {"headers": req.headers, "timeout": _timeout(t)}
+def _body(req: HttpRequest) -> tuple[dict[str, str], bytes | None]:
+    """The headers to send (the caller's win over the defaults, whatever their case) and the
+    encoded JSON body."""
+    merged = {k.lower(): (k, v) for k, v in _DEFAULTS.items()}
+    body = None
     if req.json is not None:
         import json
 
-        kw["content"] = json.dumps(req.json, ensure_ascii=False).encode()
-        kw["headers"] = {"Content-Type": "application/json", **req.headers}
-    return c.build_request(req.method, req.url, **kw)
+        merged["content-type"] = ("Content-Type", "application/json")
+        body = json.dumps(req.json, ensure_ascii=False).encode()
+    merged.update((k.lower(), (k, v)) for k, v in req.headers.items())
+    return dict(merged.values()), body
 
 
-def map_error(exc: Exception, req: HttpRequest, t: Timeouts, provider: str | None) -> CallmError:
-    """httpx's failures in the user's terms: what, where, and in which phase."""
-    url = req.url.split("?", 1)[0]
-    if isinstance(exc, httpx.ConnectTimeout):
+def _open(req: HttpRequest, t: Timeouts, provider: str | None) -> http11.Reply:
+    """Send `req`, following redirects; the reply's head has arrived."""
+    method, url = req.method, req.url
+    headers, body = _body(req)
+    for _ in range(MAX_REDIRECTS + 1):
+        try:
+            reply = http11.request(_pool, method, url, headers, body, t.connect, t.read)
+        except http11.HttpError as exc:
+            raise map_error(exc, url, t, provider) from None
+        location = reply.headers.get("location")
+        if reply.status not in _REDIRECTS or not location:
+            return reply
+        reply.close()
+        from urllib.parse import urljoin
+
+        target = urljoin(url, location)
+        if reply.status in (301, 302, 303) and method not in ("GET", "HEAD"):
+            method, body = "GET", None  # what browsers and httpx do
+            headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+        if _origin(target) != _origin(url):
+            headers = {k: v for k, v in headers.items() if k.lower() in _PORTABLE}
+        url = target
+    raise NetworkError(
+        f"{req.url.split('?', 1)[0]} redirected more than {MAX_REDIRECTS} times", provider=provider
+    )
+
+
+def _origin(url: str) -> tuple[str, str, int] | None:
+    try:
+        return http11.parse_url(url).origin
+    except http11.BadURL:
+        return None
+
+
+def map_error(
+    exc: http11.HttpError, url: str, t: Timeouts, provider: str | None
+) -> CallmError:
+    """A transport failure in the user's terms: what, where, and in which phase."""
+    url = url.split("?", 1)[0]
+    if isinstance(exc, http11.ConnectTimeout):
         return CallTimeoutError(
             f"could not connect to {url} within {t.connect:g} s (connect phase)", provider=provider
         )
-    if isinstance(exc, httpx.ReadTimeout | httpx.WriteTimeout | httpx.PoolTimeout):
+    if isinstance(exc, http11.ReadTimeout):
         return CallTimeoutError(
             f"{url} sent nothing for {t.read:g} s (read phase)",
             provider=provider,
             hint="raise the provider's `timeout` in the config if the model is slow",
         )
-    if isinstance(exc, httpx.ConnectError):
-        reason = str(exc) or "connection failed"
-        if "refused" in reason.lower():
-            reason = "connection refused"
-        return NetworkError(f"cannot reach {url}: {reason}", provider=provider)
-    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
-        return NetworkError(
-            f"connection to {url} broke: {exc or type(exc).__name__}", provider=provider
-        )
-    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
-        where = f"{provider}'s" if provider else "the provider's"
+    if isinstance(exc, http11.ConnectError):
+        return NetworkError(f"cannot reach {url}: {exc}", provider=provider)
+    if isinstance(exc, http11.ProtocolError):
+        return NetworkError(f"connection to {url} broke: {exc}", provider=provider)
+    if isinstance(exc, http11.BadHeader):
         return CannotSendError(
-            f"bad URL {url}: {exc}", provider=provider, hint=f"check {where} base_url in the config"
+            f"cannot send the request: {exc}",
+            provider=provider,
+            hint=f"check {provider or 'the provider'}'s `headers` in the config, and its key",
         )
-    return NetworkError(f"{type(exc).__name__} talking to {url}: {exc}", provider=provider)
-
-
-def _unencodable(exc: UnicodeError, provider: str | None) -> CannotSendError:
-    # The message names the position, never the value: the value may be the key.
-    reason = exc.reason if isinstance(exc, UnicodeEncodeError) else str(exc)
+    where = f"{provider}'s" if provider else "the provider's"
     return CannotSendError(
-        f"cannot send the request: a header value is not plain ASCII ({reason})",
-        provider=provider,
-        hint=f"check {provider or 'the provider'}'s `headers` in the config, and its key",
+        f"bad URL {url}: {exc}", provider=provider, hint=f"check {where} base_url in the config"
     )
 
 
 def send(req: HttpRequest, t: Timeouts = Timeouts(), provider: str | None = None) -> Response:
     """A complete request/response (listings, non-streamed chat)."""
-    c = client()
+    reply = _open(req, t, provider)
     try:
-        r = c.send(_build(c, req, t))
-        return Response(r.status_code, dict(r.headers), r.content)
-    except (httpx.HTTPError, httpx.InvalidURL) as exc:
-        raise map_error(exc, req, t, provider) from None
-    except UnicodeError as exc:  # e.g. a non-ASCII header value
-        raise _unencodable(exc, provider) from None
+        body = b"".join(reply.body(req.method))
+    except http11.HttpError as exc:
+        raise map_error(exc, req.url, t, provider) from None
+    finally:
+        reply.close()
+    return Response(reply.status, reply.headers, body)
 
 
 @contextmanager
@@ -169,23 +176,15 @@ def stream(
     req: HttpRequest, t: Timeouts = Timeouts(), provider: str | None = None
 ) -> Iterator[StreamResponse]:
     """Open a streamed response; its chunks iterator yields raw bytes as they arrive."""
-    c = client()
-    try:
-        r = c.send(_build(c, req, t), stream=True)
-    except (httpx.HTTPError, httpx.InvalidURL) as exc:
-        raise map_error(exc, req, t, provider) from None
-    except UnicodeError as exc:
-        raise _unencodable(exc, provider) from None
+    reply = _open(req, t, provider)
 
     def chunks() -> Iterator[bytes]:
         try:
-            # No chunk_size: httpx would hold bytes back until a chunk fills. iter_bytes (not
-            # iter_raw) undoes gzip for us.
-            yield from r.iter_bytes()
-        except httpx.HTTPError as exc:
-            raise map_error(exc, req, t, provider) from None
+            yield from reply.body(req.method)
+        except http11.HttpError as exc:
+            raise map_error(exc, req.url, t, provider) from None
 
     try:
-        yield StreamResponse(r.status_code, dict(r.headers), chunks())
+        yield StreamResponse(reply.status, reply.headers, chunks())
     finally:
-        r.close()
+        reply.close()

@@ -352,21 +352,20 @@ def verify_many(
 
 
 def _warm_up(cfg: Config, names: list[str]) -> None:
-    """Import the drivers and build the HTTP client once, before the threads start, so the
+    """Import the drivers and build the TLS context once, before the threads start, so the
     checks do not queue on the import lock and each latency measures the network alone."""
     from callm.drivers import get_driver
     from callm.endpoints import provider_config
 
-    drivers = {provider_config(cfg, n).driver for n in names}
-    for d in drivers:
+    configs = [provider_config(cfg, n) for n in names]
+    for d in {pc.driver for pc in configs}:
         try:
             get_driver(d)
         except Exception:  # reported by the check itself, with its provider's name
             continue
-    if drivers - {"sim"}:
-        from callm import transport
+    from callm import transport
 
-        transport.client()
+    transport.warm_up([pc.base_url or "" for pc in configs])
 
 
 def _record(results: dict[str, VerifyResult]) -> None:

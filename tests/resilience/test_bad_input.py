@@ -170,14 +170,14 @@ def test_keys_never_reach_the_data_dir(server: ReplayServer, configure, isolated
             "htp://127.0.0.1:9/v1",
             "",
             "error: network error (lab/gpt-test): bad URL htp://127.0.0.1:9/v1/chat/completions:"
-            " Request URL has an unsupported protocol 'htp://'.",
+            " unsupported scheme 'htp'",
             "hint: check lab's base_url in the config",
         ),
         (
             "http://[::1/v1",
             "",
             "error: network error (lab/gpt-test): bad URL http://[::1/v1/chat/completions:"
-            " Invalid port: ':1'",
+            " Invalid IPv6 URL",
             "hint: check lab's base_url in the config",
         ),
         (
