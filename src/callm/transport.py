@@ -128,9 +128,7 @@ def _origin(url: str) -> tuple[str, str, int] | None:
         return None
 
 
-def map_error(
-    exc: http11.HttpError, url: str, t: Timeouts, provider: str | None
-) -> CallmError:
+def map_error(exc: http11.HttpError, url: str, t: Timeouts, provider: str | None) -> CallmError:
     """A transport failure in the user's terms: what, where, and in which phase."""
     url = url.split("?", 1)[0]
     if isinstance(exc, http11.ConnectTimeout):

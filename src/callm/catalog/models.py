@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import re
 from functools import lru_cache
-from importlib import resources
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,6 +30,8 @@ _SUFFIXES = (
     re.compile(r"-(?:latest|\d{4})$"),  # mistral-small-latest, mistral-large-2411, gpt-4-0613
     re.compile(r"-\d{3}$"),  # gemini-1.5-flash-002
 )
+
+_HERE = Path(__file__).parent  # the JSON files ship beside this module
 
 
 def _price(row: dict[str, Any]) -> Price | None:
@@ -62,7 +64,7 @@ def _info(row: dict[str, Any]) -> ModelInfo:
 
 @lru_cache(maxsize=1)
 def _data() -> tuple[dict[tuple[str, str], ModelInfo], dict[tuple[str, str], str]]:
-    raw = json.loads(resources.files("callm.catalog").joinpath("models.json").read_text("utf-8"))
+    raw = json.loads(_HERE.joinpath("models.json").read_text("utf-8"))
     rows: dict[tuple[str, str], ModelInfo] = {}
     aliases: dict[tuple[str, str], str] = {}
     for row in raw["models"]:

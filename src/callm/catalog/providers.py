@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
+from pathlib import Path
+
+_HERE = Path(__file__).parent  # the JSON files ship beside this module
 
 
 @dataclass(frozen=True)
@@ -22,7 +24,7 @@ class ProviderTemplate:
 
 @lru_cache(maxsize=1)
 def catalog() -> dict[str, ProviderTemplate]:
-    raw = json.loads(resources.files("callm.catalog").joinpath("providers.json").read_text())
+    raw = json.loads(_HERE.joinpath("providers.json").read_text("utf-8"))
     return {
         name: ProviderTemplate(
             name=name,

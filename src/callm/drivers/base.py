@@ -3,7 +3,6 @@ result. Drivers are sans-IO: they build `HttpRequest`s and read bytes; transport
 
 from __future__ import annotations
 
-import email.utils
 import functools
 import json
 import time
@@ -178,6 +177,8 @@ def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> f
         try:
             waits.append(float(ra))
         except ValueError:
+            import email.utils  # only for an HTTP-date; it costs ~8 ms to import
+
             try:
                 when = email.utils.parsedate_to_datetime(ra)
                 waits.append(max(0.0, when.timestamp() - (now if now is not None else time.time())))
