@@ -13,7 +13,7 @@ import socket
 import threading
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import quote, unquote, urlsplit
 
 MAX_LINE = 64 * 1024  # a status, header or chunk-size line longer than this is not HTTP
@@ -64,6 +64,7 @@ class Url:
     host: str  # lower case, ASCII (IDNA), no brackets
     port: int
     target: str  # path and query, percent-encoded
+    auth: str | None = field(default=None, compare=False)  # Basic, from user:pass@ in the URL
 
     @property
     def origin(self) -> tuple[str, str, int]:
@@ -104,7 +105,15 @@ def parse_url(url: str) -> Url:
     path = quote(parts.path or "/", safe="/%:@!$&'()*+,;=-._~")
     query = quote(parts.query, safe="/?%:@!$&'()*+,;=-._~")
     port = port or (443 if scheme == "https" else 80)
-    return Url(scheme, host, port, path + (f"?{query}" if query else ""))
+    auth = _basic(parts.username, parts.password) if parts.username is not None else None
+    return Url(scheme, host, port, path + (f"?{query}" if query else ""), auth)
+
+
+def _basic(username: str, password: str | None) -> str:
+    import base64
+
+    pair = f"{unquote(username)}:{unquote(password or '')}".encode()
+    return "Basic " + base64.b64encode(pair).decode("ascii")
 
 
 @dataclass(frozen=True)
@@ -137,12 +146,7 @@ def proxy_for(url: Url, env: dict[str, str] | os._Environ[str] = os.environ) -> 
     parts = urlsplit(raw)
     if parts.scheme.lower() != "http":
         raise BadURL(f"proxy scheme {parts.scheme!r} is not supported (use http://)")
-    auth = None
-    if parts.username is not None:
-        import base64
-
-        pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
-        auth = "Basic " + base64.b64encode(pair).decode("ascii")
+    auth = _basic(parts.username, parts.password) if parts.username is not None else None
     host = parts.hostname or ""
     where = f"[{host}]" if ":" in host else host
     return Proxy(parse_url(f"http://{where}:{parts.port or 80}/"), auth)
@@ -536,7 +540,11 @@ def request(
     u = parse_url(url)
     proxy = proxy_for(u)
     via_proxy = proxy is not None and u.scheme == "http"  # https goes through a tunnel
-    all_headers = {"Host": u.authority, **headers}
+    given = {k.lower() for k in headers}
+    all_headers = {} if "host" in given else {"Host": u.authority}  # a caller's Host wins
+    all_headers.update((k, v) for k, v in headers.items() if k.lower() != "content-length")
+    if u.auth and "authorization" not in given:
+        all_headers["Authorization"] = u.auth
     if body is not None or method in ("POST", "PUT", "PATCH"):
         all_headers["Content-Length"] = str(len(body or b""))
     if via_proxy and proxy is not None and proxy.auth:

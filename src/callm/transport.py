@@ -117,8 +117,18 @@ def _open(req: HttpRequest, t: Timeouts, provider: str | None) -> http11.Reply:
             headers = {k: v for k, v in headers.items() if k.lower() in _PORTABLE}
         url = target
     raise NetworkError(
-        f"{req.url.split('?', 1)[0]} redirected more than {MAX_REDIRECTS} times", provider=provider
+        f"{public(req.url)} redirected more than {MAX_REDIRECTS} times", provider=provider
     )
+
+
+def public(url: str) -> str:
+    """The URL as errors show it: no query (it may carry a key) and no user:password@."""
+    url = url.split("?", 1)[0]
+    scheme, sep, rest = url.partition("://")
+    host, slash, path = rest.partition("/")
+    if sep and "@" in host:
+        url = f"{scheme}://{host.rpartition('@')[2]}{slash}{path}"
+    return url
 
 
 def _origin(url: str) -> tuple[str, str, int] | None:
@@ -130,7 +140,7 @@ def _origin(url: str) -> tuple[str, str, int] | None:
 
 def map_error(exc: http11.HttpError, url: str, t: Timeouts, provider: str | None) -> CallmError:
     """A transport failure in the user's terms: what, where, and in which phase."""
-    url = url.split("?", 1)[0]
+    url = public(url)
     if isinstance(exc, http11.ConnectTimeout):
         return CallTimeoutError(
             f"could not connect to {url} within {t.connect:g} s (connect phase)", provider=provider
