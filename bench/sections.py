@@ -12,7 +12,18 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from _harness import BENCH, CALLM_PY, PEERS, PEERS_PY, Case, Series, interleaved, log, series
+from _harness import (
+    BENCH,
+    CALLM_PY,
+    FLOOR_PY,
+    PEERS,
+    PEERS_PY,
+    Case,
+    Series,
+    interleaved,
+    log,
+    series,
+)
 from sse_server import token
 
 if TYPE_CHECKING:
@@ -124,11 +135,12 @@ def startup(b: Bench) -> None:
 def _chat_cases(b: Bench, tokens: int, big: bool) -> list[Case]:
     url = b.base_url(tokens)
     cases = [
-        Case("floor: python + httpx, one request", [PY, FLOOR, url]),
         Case(
             "callm chat", [CALLM, "chat", "-m", "big/gpt-bench" if big else "lab/gpt-bench", "hi"]
         ),
     ]
+    if b.peer(FLOOR_PY):  # a venv with httpx alone (callm no longer depends on httpx)
+        cases.insert(0, Case("floor: python + httpx, one request", [str(FLOOR_PY), FLOOR, url]))
     if b.peer(PEERS_PY):
         cases.append(Case("openai SDK script", [PEER_PY, SDK, url]))
     if not big and b.peer(PEERS / "bin" / "llm"):
@@ -309,10 +321,11 @@ def profile(b: Bench) -> None:
         ("rich.markdown + rich.live", "import rich.markdown, rich.live"),
     ]
     cases = [Case(f"import {label}", [PY, "-c", code]) for label, code in imports]
-    if b.peer(PEERS_PY):  # what callm used before http11, for comparison
-        cases.append(Case("import httpx", [PEER_PY, "-c", "import httpx"]))
+    if b.peer(FLOOR_PY):  # what callm used before http11, for comparison
+        fpy = str(FLOOR_PY)
+        cases.append(Case("import httpx", [fpy, "-c", "import httpx"]))
         cases.append(
-            Case("import httpx + httpx.Client()", [PEER_PY, "-c", "import httpx; httpx.Client()"])
+            Case("import httpx + httpx.Client()", [fpy, "-c", "import httpx; httpx.Client()"])
         )
     res: dict[str, Any] = {"imports": rows(interleaved(cases, b.env, b.reps.light))}
     chat = [CALLM, "chat", "-m", "lab/gpt-bench", "hi"]
