@@ -594,6 +594,14 @@ def test_malformed_reply(serve: ServerFactory, wire: bytes) -> None:
     assert_no_leak(info.value)
 
 
+def test_stray_empty_lines_before_the_status_line_are_skipped(serve: ServerFactory) -> None:
+    """RFC 9112 2.2: a client should skip empty lines that precede the status line."""
+    srv = serve(each(lambda req: b"\r\n" + reply(b"{}")))
+    for _ in range(2):  # and the connection stays usable
+        assert transport.send(post(srv.url("/v1/x"))).body == b"{}"
+    assert srv.connections == 1
+
+
 @pytest.mark.parametrize(
     "url",
     ["http://[::1/v1/x", "ftp://127.0.0.1/v1/x", "127.0.0.1/v1/x"],

@@ -357,6 +357,10 @@ def _read_head(conn: Connection) -> tuple[int, str, list[tuple[str, str]]]:
     """The status line and headers of the final reply (1xx interim replies are skipped)."""
     while True:
         line = conn.line()
+        for _ in range(4):  # RFC 9112 2.2: a client should skip stray empty lines here
+            if line not in (b"\r\n", b"\n"):
+                break
+            line = conn.line()
         version, _, rest = line.rstrip(b"\r\n").partition(b" ")
         code, _, _reason = rest.partition(b" ")
         if not version.startswith(b"HTTP/1.") or len(code) != 3 or not code.isdigit():
