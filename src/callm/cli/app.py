@@ -1,7 +1,8 @@
 """The root command: global options, sub-command groups, and the one place where errors
 become exit codes and one-line messages."""
 
-from __future__ import annotations
+# No `from __future__ import annotations` in modules that define commands: typer would then
+# compile and evaluate every annotation string (twice) each time it builds a command.
 
 import importlib
 import sys
@@ -13,8 +14,6 @@ import typer
 from typer.core import TyperGroup
 
 from callm import __version__
-from callm.cli.context import State
-from callm.render.output import Output
 
 # The sub-commands, imported and built only when used: typer inspects the signature of every
 # command it builds, so building them all would cost `callm --help` (and each command) more
@@ -140,6 +139,10 @@ def root(
         typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
     ] = False,
 ) -> None:
+    # imported here, not at the top: `callm --help` never runs this callback
+    from callm.cli.context import State
+    from callm.render.output import Output
+
     ctx.obj = State(
         config_override=config,
         out=Output(json_mode=json_out, quiet=quiet, verbose=verbose, no_color=no_color),
@@ -181,11 +184,11 @@ def hoist_global_options(args: list[str]) -> list[str]:
 
 
 def run(args: list[str]) -> int:
-    from callm.cli.errors import handle
-
     args = hoist_global_options(args)
     try:
         result = app(args=args, prog_name="callm", standalone_mode=False)
         return result if isinstance(result, int) else 0
     except BaseException as exc:  # this is the one place that decides
+        from callm.cli.errors import handle
+
         return handle(exc, verbose="--verbose" in args or "-v" in args, json_mode="--json" in args)

@@ -1,6 +1,7 @@
 """`callm chat`: prompt from args and stdin, stream the reply, report tokens and cost."""
 
-from __future__ import annotations
+# No `from __future__ import annotations` in modules that define commands: typer would then
+# compile and evaluate every annotation string (twice) each time it builds a command.
 
 import json
 import sys
@@ -139,7 +140,7 @@ def _isatty(stream: Any) -> bool:
 
 
 def _estimate(
-    st: State, spec: CallSpec, text: str, max_cost: float | None, print_only: bool
+    st: State, spec: "CallSpec", text: str, max_cost: float | None, print_only: bool
 ) -> None:
     from callm.endpoints import resolve_target
     from callm.pricing import check_budget, estimate
@@ -194,7 +195,7 @@ def _sink(st: State) -> Any:
     return PlainSink(st.out.stdout)
 
 
-def _run(st: State, spec: CallSpec) -> CallOutcome:
+def _run(st: State, spec: "CallSpec") -> "CallOutcome":
     from callm.engine import call
     from callm.render.stream import PipeClosed
 
@@ -229,7 +230,7 @@ def _close(sink: Any) -> None:
             _silence_stdout()
 
 
-def _finish(st: State, o: CallOutcome) -> int:
+def _finish(st: State, o: "CallOutcome") -> int:
     """Print the JSON object or the stderr summary; return the exit code."""
     from callm.secrets import scrub
 
@@ -246,7 +247,7 @@ def _finish(st: State, o: CallOutcome) -> int:
     return 0
 
 
-def _summary(o: CallOutcome) -> str:
+def _summary(o: "CallOutcome") -> str:
     u = o.usage
     est = " (estimated)" if o.usage_source == "estimated" else ""
     cached = f", {u.cache_read_tokens} cached" if u.cache_read_tokens else ""
@@ -257,7 +258,7 @@ def _summary(o: CallOutcome) -> str:
     )
 
 
-def _json(o: CallOutcome) -> dict[str, Any]:
+def _json(o: "CallOutcome") -> dict[str, Any]:
     from callm.secrets import scrub
 
     r = o.result
@@ -286,7 +287,7 @@ def _json(o: CallOutcome) -> dict[str, Any]:
     return obj
 
 
-def _interactive(st: State, spec: CallSpec) -> int:
+def _interactive(st: State, spec: "CallSpec") -> int:
     """A multi-turn session; history stays in memory only."""
     from callm.endpoints import resolve_target
     from callm.types import Message

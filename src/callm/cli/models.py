@@ -1,7 +1,8 @@
 """`callm models ...`: model lists with prices and context windows. Heavy imports stay inside
 the commands; the logic lives in callm.sync and callm.model_query."""
 
-from __future__ import annotations
+# No `from __future__ import annotations` in modules that define commands: typer would then
+# compile and evaluate every annotation string (twice) each time it builds a command.
 
 from typing import TYPE_CHECKING, Annotated
 
@@ -47,7 +48,7 @@ def sync(
         raise typer.Exit(EXIT_FAILED)
 
 
-def _print_sync(out: Output, r: SyncResult) -> None:
+def _print_sync(out: "Output", r: "SyncResult") -> None:
     if not r.ok:
         out.data(f"{r.provider}: failed at {r.stage}: {r.error}")
         return
@@ -117,7 +118,7 @@ def _tokens(n: int | None) -> str:
     return f"{n:,}"
 
 
-def _list_row(r: Row) -> list[str]:
+def _list_row(r: "Row") -> list[str]:
     m, p = r.info, r.info.price
     return [
         f"{m.provider}/{m.id}",

@@ -1,6 +1,7 @@
 """`callm providers ...`: register, inspect and check vendors. Heavy imports stay inside."""
 
-from __future__ import annotations
+# No `from __future__ import annotations` in modules that define commands: typer would then
+# compile and evaluate every annotation string (twice) each time it builds a command.
 
 import sys
 from dataclasses import replace
@@ -24,7 +25,7 @@ def _stdin_isatty() -> bool:
     return sys.stdin is not None and sys.stdin.isatty()
 
 
-def _configured(st: State, name: str) -> tuple[Config, ProviderConfig]:
+def _configured(st: State, name: str) -> "tuple[Config, ProviderConfig]":
     cfg = st.config()
     pc = cfg.providers.get(name)
     if pc is None:
@@ -168,7 +169,7 @@ def add(
         out.info(f"no key stored: callm will read {vars_}, or run `callm providers set-key {name}`")
 
 
-def _verify_new(st: State, name: str, pc: ProviderConfig, key: str | None) -> None:
+def _verify_new(st: State, name: str, pc: "ProviderConfig", key: str | None) -> None:
     """Check the endpoint before saving, so a typo in a URL or key is caught now."""
     from callm.verify import verify_one
 
@@ -194,7 +195,7 @@ def _parse_headers(items: list[str]) -> dict[str, str]:
     return headers
 
 
-def _source(name: str, pc: ProviderConfig) -> str:
+def _source(name: str, pc: "ProviderConfig") -> str:
     """Where the key comes from, per config and environment only (no keychain read)."""
     import os
 

@@ -1,6 +1,7 @@
 """`callm usage ...`: what your calls cost. Thin: the SQL lives in callm.ledger.report."""
 
-from __future__ import annotations
+# No `from __future__ import annotations` in modules that define commands: typer would then
+# compile and evaluate every annotation string (twice) each time it builds a command.
 
 from typing import Annotated, Any
 
