@@ -196,6 +196,13 @@ def tls_context() -> object:
         return _tls_context
 
 
+def forget_tls_context() -> None:
+    """Build the TLS context afresh on next use (after SSL_CERT_FILE changed, in tests)."""
+    global _tls_context
+    with _tls_lock:
+        _tls_context = None
+
+
 # ---- connections -------------------------------------------------------------------------------
 
 

@@ -77,7 +77,7 @@ def warm_up(urls: list[str] | tuple[str, ...] = ()) -> None:
 def reset() -> None:
     """Forget pooled connections and the TLS context (tests change the environment)."""
     _pool.clear()
-    http11._tls_context = None
+    http11.forget_tls_context()
 
 
 def _body(req: HttpRequest) -> tuple[dict[str, str], bytes | None]:
