@@ -82,6 +82,11 @@ class Conn:
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
 
+    def close(self) -> None:
+        """Close now: the socket stays open while its makefile() reader does."""
+        self._rfile.close()
+        self.sock.close()
+
 
 Handler = Callable[[Conn], None]
 
@@ -336,7 +341,7 @@ def test_idle_connection_closed_by_the_server_is_replaced(serve: ServerFactory) 
         while conn.read_request() is not None:
             conn.send(reply(b"ok"))
             if conn.number == 1:
-                conn.sock.close()
+                conn.close()
                 closed.set()
                 return
 
