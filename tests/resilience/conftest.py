@@ -27,8 +27,7 @@ def configure(isolated_env: Any) -> Any:
     return write
 
 
-@pytest.fixture
-def server() -> Iterator[ReplayServer]:
+def _replay_server() -> Iterator[ReplayServer]:
     srv = ReplayServer().start()
     try:
         yield srv
@@ -36,19 +35,7 @@ def server() -> Iterator[ReplayServer]:
         srv.stop()
 
 
-@pytest.fixture
-def server2() -> Iterator[ReplayServer]:
-    srv = ReplayServer().start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
-
-
-@pytest.fixture
-def server3() -> Iterator[ReplayServer]:
-    srv = ReplayServer().start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
+# Up to three independent loopback vendors per test (fallback chains need more than one).
+server = pytest.fixture(_replay_server, name="server")
+server2 = pytest.fixture(_replay_server, name="server2")
+server3 = pytest.fixture(_replay_server, name="server3")
