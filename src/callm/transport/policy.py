@@ -131,8 +131,10 @@ def _check_headers(headers: dict[str, str], provider: str | None) -> None:
         problem = None
         if any(c in value for c in "\r\n\0") or any(c in name for c in "\r\n\0: "):
             problem = "it has a line break"
-        elif not (value + name).isascii():
-            problem = "it is not ASCII"
+        try:
+            (name + value).encode("ascii")
+        except UnicodeEncodeError as exc:
+            problem = exc.reason
         if problem:  # never the value: it is usually the key
             raise CannotSendError(
                 f"cannot send the request: a header value is not plain ASCII ({problem})",
