@@ -23,10 +23,9 @@ from callm.transport.policy import (
     Response,
     StreamResponse,
     Timeouts,
-    Tls,
     public,
 )
-from callm.types import HttpRequest
+from callm.types import HttpRequest, Tls
 
 if TYPE_CHECKING:
     import httpx

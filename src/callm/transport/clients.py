@@ -18,7 +18,8 @@ import httpcore
 import httpx
 
 from callm.errors import ConfigError
-from callm.transport.policy import Tls, is_loopback, origin
+from callm.transport.policy import is_loopback, origin
+from callm.types import Tls
 
 Key = tuple[bool, bool, Tls | None]  # (loopback, may do TLS, the provider's TLS setting)
 LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=16)
@@ -72,7 +73,9 @@ def reset() -> None:
 def _options(k: Key, provider: str | None) -> dict[str, Any]:
     loopback, secure, tls = k
     return {
-        "verify": _context(tls, provider) if secure else ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT),
+        "verify": _context(tls, provider)
+        if secure or tls
+        else ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT),
         "trust_env": not loopback,  # proxies (and NO_PROXY) from the environment, as httpx reads
         "follow_redirects": False,  # policy.hops decides, so no key header leaves its origin
         "limits": LIMITS,
@@ -93,6 +96,8 @@ def _context(tls: Tls | None, provider: str | None) -> ssl.SSLContext:
                 ctx = ssl.create_default_context(cafile=path)
         except (ssl.SSLError, OSError) as exc:
             raise _bad(provider, "ca_bundle", f"not a PEM CA bundle: {path} ({exc})") from None
+    if tls is not None and tls.client_key and not tls.client_cert:
+        raise _bad(provider, "client_key", "set client_cert too (the certificate it belongs to)")
     if tls is not None and tls.client_cert:
         cert = _file(tls.client_cert, "client_cert", provider)
         pem_key = _file(tls.client_key, "client_key", provider) if tls.client_key else None

@@ -21,7 +21,7 @@ def map_error(
     late = stop is not None and time.monotonic() >= stop
     if late and isinstance(exc, (TimeoutError, httpx.TransportError)):
         return CallTimeoutError(
-            f"{url} did not finish within the {t.deadline:g} s deadline",
+            f"{url} did not finish within the {round(t.deadline or 0, 1):g} s deadline",
             provider=provider,
             hint="raise the provider's `deadline` in the config, or pass --timeout",
         )

@@ -37,15 +37,6 @@ class Timeouts:
     deadline: float | None = None  # the whole call (head and body), however the bytes trickle
 
 
-@dataclass(frozen=True, slots=True)
-class Tls:
-    """A provider's own TLS settings (corporate gateways); None fields: the defaults."""
-
-    ca_bundle: str | None = None
-    client_cert: str | None = None
-    client_key: str | None = None
-
-
 @dataclass(slots=True)
 class Response:
     status: int
