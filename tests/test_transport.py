@@ -1,4 +1,4 @@
-"""transport.py against raw-socket servers on 127.0.0.1: the test writes every byte the client
+"""callm.transport against raw-socket servers on 127.0.0.1: the test writes every byte the client
 reads (framing, chunk boundaries, timing), so these tests pin down the HTTP/1.1 the transport
 speaks itself: bodies, live streaming, compression, keep-alive, redirects, proxies, TLS, and
 the canonical errors (which must never show the key that was in the request)."""

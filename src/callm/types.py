@@ -58,7 +58,7 @@ class Endpoint:
 
 @dataclass(frozen=True, slots=True)
 class HttpRequest:
-    """A request a driver wants sent. Drivers build these; only transport.py sends them."""
+    """A request a driver wants sent. Drivers build these; only callm.transport sends them."""
 
     method: str
     url: str

@@ -1,5 +1,5 @@
 """The driver contract, shared error mapping, and the accumulator that turns events into a
-result. Drivers are sans-IO: they build `HttpRequest`s and read bytes; transport.py sends."""
+result. Drivers are sans-IO: they build `HttpRequest`s and read bytes; callm.transport sends."""
 
 from __future__ import annotations
 

@@ -202,7 +202,7 @@ class _Backend(httpcore.NetworkBackend):
 def _bound_reads(client: httpx.Client) -> None:
     """Put _Backend under each connection pool of `client` (its own and its proxies').
     httpx has no option for a network backend, so this reaches into its transports;
-    tests/test_transport.py's trickle tests fail if a release renames what it touches."""
+    tests/test_transport_limits.py's trickle tests fail if a release renames what it touches."""
     for transport in (client._transport, *client._mounts.values()):
         pool = getattr(transport, "_pool", None)
         inner = getattr(pool, "_network_backend", None)
