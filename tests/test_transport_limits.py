@@ -355,3 +355,14 @@ def test_async_deadline(serve: ServerFactory, phase: str) -> None:
         raise AssertionError("no timeout")
 
     _late(asyncio.run(main()), srv.url("/v1/x"), start)
+
+
+def test_cookies_are_never_kept(serve: ServerFactory) -> None:
+    """One client serves every provider: a cookie one sets must not reach the next request
+    (here another port of the same host, which cookies do not tell apart)."""
+    setter = serve(each(lambda req: reply(b"ok", headers=[("Set-Cookie", "session=FAKE; Path=/")])))
+    other = serve(each(lambda req: reply(b"ok")))
+    transport.send(HttpRequest("GET", setter.url("/a")))
+    transport.send(HttpRequest("GET", setter.url("/b")))
+    transport.send(HttpRequest("GET", other.url("/c")))
+    assert [r.header("cookie") for r in setter.requests + other.requests] == [None] * 3

@@ -112,7 +112,9 @@ def _open(req: HttpRequest, t: Timeouts, provider: str | None, tls: Tls | None) 
             with clients.deadline(stop):
                 resp = client.send(_request(client, hop, t), stream=True)
         except Exception as exc:
-            raise (_fail(exc, hop.url, t, provider, stop) or exc) from None
+            if (mapped := _fail(exc, hop.url, t, provider, stop)) is None:
+                raise
+            raise mapped from None
         try:
             hop = walk.send((resp.status_code, resp.headers.get("location")))
         except StopIteration:
@@ -136,7 +138,9 @@ def _chunks(
                 with clients.deadline(stop):
                     part = next(raw, None)
             except Exception as exc:
-                raise (_fail(exc, url, t, provider, stop) or exc) from None
+                if (mapped := _fail(exc, url, t, provider, stop)) is None:
+                    raise
+                raise mapped from None
             if part is None:
                 break
             yield from decoder.feed(part)
@@ -201,7 +205,9 @@ async def _aopen(req: HttpRequest, t: Timeouts, provider: str | None, tls: Tls |
             with _scope(stop):
                 resp = await client.send(_request(client, hop, t), stream=True)
         except Exception as exc:
-            raise (_fail(exc, hop.url, t, provider, stop) or exc) from None
+            if (mapped := _fail(exc, hop.url, t, provider, stop)) is None:
+                raise
+            raise mapped from None
         try:
             hop = walk.send((resp.status_code, resp.headers.get("location")))
         except StopIteration:
@@ -223,7 +229,9 @@ async def _achunks(
                 with _scope(stop):
                     part = await anext(raw, None)
             except Exception as exc:
-                raise (_fail(exc, url, t, provider, stop) or exc) from None
+                if (mapped := _fail(exc, url, t, provider, stop)) is None:
+                    raise
+                raise mapped from None
             if part is None:
                 break
             for piece in decoder.feed(part):

@@ -79,7 +79,16 @@ def _options(k: Key, provider: str | None) -> dict[str, Any]:
         "trust_env": not loopback,  # proxies (and NO_PROXY) from the environment, as httpx reads
         "follow_redirects": False,  # policy.hops decides, so no key header leaves its origin
         "limits": LIMITS,
+        "cookies": _no_cookies(),
     }
+
+
+def _no_cookies() -> Any:
+    """A jar that keeps nothing: a shared client would otherwise send one provider's cookies
+    (a gateway's session) to every other provider on the same host, whatever the port."""
+    from http.cookiejar import CookieJar, DefaultCookiePolicy
+
+    return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
 
 
 def _context(tls: Tls | None, provider: str | None) -> ssl.SSLContext:
