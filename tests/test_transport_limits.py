@@ -366,3 +366,20 @@ def test_cookies_are_never_kept(serve: ServerFactory) -> None:
     transport.send(HttpRequest("GET", setter.url("/b")))
     transport.send(HttpRequest("GET", other.url("/c")))
     assert [r.header("cookie") for r in setter.requests + other.requests] == [None] * 3
+
+
+def test_ssl_cert_dir_is_honoured(
+    serve: ServerFactory, cert: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hashed CA directory (`openssl rehash`), as SSL_CERT_DIR names it."""
+    cas = tmp_path / "cas"
+    cas.mkdir()
+    (cas / "test-ca.pem").write_bytes(cert[0].read_bytes())
+    subprocess.run(["openssl", "rehash", str(cas)], check=True, capture_output=True)
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.setenv("SSL_CERT_DIR", str(cas))
+    transport.reset()
+    srv = _tls_server(serve, cert)
+    assert transport.send(HttpRequest("GET", srv.url("/v1/models", "https"))).body.startswith(
+        b"secure"
+    )
