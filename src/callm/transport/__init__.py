@@ -34,6 +34,7 @@ DEFAULT_TIMEOUTS = Timeouts()
 
 __all__ = [
     "MAX_BODY",
+    "AsyncStreamResponse",
     "MAX_REDIRECTS",
     "USER_AGENT",
     "CannotSendError",
@@ -243,6 +244,8 @@ async def _achunks(
 
 
 class AsyncStreamResponse:
+    """StreamResponse for async callers: `async for chunk in resp.chunks`."""
+
     def __init__(self, status: int, headers: dict[str, str], chunks: AsyncIterator[bytes]):
         self.status, self.headers, self.chunks = status, headers, chunks
 
