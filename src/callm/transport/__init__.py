@@ -34,9 +34,9 @@ DEFAULT_TIMEOUTS = Timeouts()
 
 __all__ = [
     "MAX_BODY",
-    "AsyncStreamResponse",
     "MAX_REDIRECTS",
     "USER_AGENT",
+    "AsyncStreamResponse",
     "CannotSendError",
     "Response",
     "StreamResponse",
