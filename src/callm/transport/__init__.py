@@ -144,6 +144,8 @@ def _chunks(
                 raise mapped from None
             if part is None:
                 break
+            if stop is not None and time.monotonic() > stop:  # in case _Backend is not in place
+                raise _fail(TimeoutError(), url, t, provider, stop)
             yield from decoder.feed(part)
         yield from decoder.flush()
     finally:
