@@ -18,9 +18,9 @@ MAX_LEVEL = 8  # cooldown_seconds * 2**8 at most
 
 def cooling_until(providers: list[str]) -> dict[str, float]:
     """provider -> unix time its cooldown ends, for those cooling down now."""
-    from callm.paths import db_path
+    from callm.ledger.backend import exists
 
-    if not db_path().exists():
+    if not exists():
         return {}
     import sqlite3
 

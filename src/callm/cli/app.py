@@ -143,6 +143,9 @@ def root(
     from callm.cli.context import State
     from callm.render.output import Output
 
+    from callm.ledger import backend
+
+    backend.set_config_override(config)  # the ledger URL is read from this config
     ctx.obj = State(
         config_override=config,
         out=Output(json_mode=json_out, quiet=quiet, verbose=verbose, no_color=no_color),

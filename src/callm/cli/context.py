@@ -31,7 +31,10 @@ class State:
         if self._config is None:
             from callm.config.store import load
 
+            from callm.ledger import backend
+
             self._config = load(self.config_path)
+            backend.configure(self._config.ledger.url)
         return self._config
 
     def save(self, config: Config) -> None:

@@ -132,6 +132,16 @@ def _url(value: str) -> str:
     return value
 
 
+def _ledger_url(value: str) -> str:
+    from callm.errors import ConfigError
+    from callm.ledger.backend import check_url
+
+    try:
+        return check_url(value)
+    except ConfigError as exc:
+        raise ValueError(exc.message.removeprefix("ledger url ")) from None
+
+
 Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 ProviderName = Annotated[str, AfterValidator(check_provider_name)]
@@ -211,6 +221,13 @@ class PriceOverride(_Section):
     cache_write: NonNegative | None = None
 
 
+class LedgerConfig(_Section):
+    """Where the data DB lives: None = the SQLite file in the data dir; a postgresql:// URL
+    (no password in it) = a ledger shared by a team."""
+
+    url: Annotated[str, AfterValidator(_ledger_url)] | None = None
+
+
 class Config(_Section):
     default_model: str | None = None
     log_prompts: bool = False
@@ -219,6 +236,7 @@ class Config(_Section):
     fallbacks: dict[str, list[str]] = Field(default_factory=dict)
     retry: RetryConfig = Field(default_factory=RetryConfig)
     pricing: dict[str, PriceOverride] = Field(default_factory=dict)
+    ledger: LedgerConfig = Field(default_factory=LedgerConfig)
 
     def to_toml_dict(self) -> dict[str, Any]:
         """What gets written: defaults left out so the file stays short and readable."""

@@ -263,8 +263,167 @@ MIGRATIONS: list[str] = [
 ]
 
 
+# The same migrations for PostgreSQL, entry for entry (a shared ledger starts at the schema of
+# migration 6, so 1-5 are empty there). A new migration adds an entry to both lists.
+_PG_ROLLUP = f"""
+    CREATE FUNCTION callm_usage_rollup() RETURNS trigger LANGUAGE plpgsql AS $rollup$
+    DECLARE d TEXT;
+    BEGIN
+        IF TG_OP = 'INSERT' THEN
+            d := to_char(to_timestamp(NEW.ts), 'YYYY-MM-DD');
+            INSERT INTO usage_day VALUES (NEW.provider, NEW.model, d, 1,
+                CAST({FAILED_SQL.format(row="NEW")} AS INTEGER), NEW.input_tokens,
+                NEW.output_tokens, coalesce(NEW.cost_usd, 0),
+                CAST(NEW.cost_usd IS NULL AS INTEGER))
+            ON CONFLICT (provider, model, day) DO UPDATE SET
+                requests = usage_day.requests + 1,
+                failures = usage_day.failures + excluded.failures,
+                input_tokens = usage_day.input_tokens + excluded.input_tokens,
+                output_tokens = usage_day.output_tokens + excluded.output_tokens,
+                cost_usd = usage_day.cost_usd + excluded.cost_usd,
+                unpriced = usage_day.unpriced + excluded.unpriced;
+            IF NEW.latency_ms >= 0 THEN
+                INSERT INTO usage_latency VALUES (NEW.provider, NEW.model,
+                    {LAT_BUCKET_SQL.format(l="NEW.latency_ms")}, d, 1, NEW.latency_ms,
+                    NEW.latency_ms)
+                ON CONFLICT (provider, model, lat_bucket, day) DO UPDATE SET
+                    n = usage_latency.n + 1,
+                    lat_min = least(usage_latency.lat_min, excluded.lat_min),
+                    lat_max = greatest(usage_latency.lat_max, excluded.lat_max);
+            END IF;
+            RETURN NEW;
+        END IF;
+        d := to_char(to_timestamp(OLD.ts), 'YYYY-MM-DD');
+        UPDATE usage_day SET
+            requests = requests - 1,
+            failures = failures - CAST({FAILED_SQL.format(row="OLD")} AS INTEGER),
+            input_tokens = input_tokens - OLD.input_tokens,
+            output_tokens = output_tokens - OLD.output_tokens,
+            cost_usd = cost_usd - coalesce(OLD.cost_usd, 0),
+            unpriced = unpriced - CAST(OLD.cost_usd IS NULL AS INTEGER)
+        WHERE provider = OLD.provider AND model = OLD.model AND day = d;
+        DELETE FROM usage_day WHERE requests <= 0 AND provider = OLD.provider
+            AND model = OLD.model AND day = d;
+        IF OLD.latency_ms >= 0 THEN
+            UPDATE usage_latency SET n = n - 1
+            WHERE provider = OLD.provider AND model = OLD.model AND day = d
+                AND lat_bucket = {LAT_BUCKET_SQL.format(l="OLD.latency_ms")};
+            DELETE FROM usage_latency WHERE n <= 0 AND provider = OLD.provider
+                AND model = OLD.model AND day = d;
+        END IF;
+        RETURN OLD;
+    END
+    $rollup$;
+    CREATE TRIGGER usage_rollup AFTER INSERT OR DELETE ON usage
+        FOR EACH ROW EXECUTE FUNCTION callm_usage_rollup();
+"""
+
+PG_MIGRATIONS: list[str] = [
+    "",
+    "",
+    "",
+    "",
+    "",
+    # 1-6 as one: usage (plus `origin`, the source of a copied row), model cache, provider
+    # state, the two rollups and the trigger that keeps them
+    f"""
+    CREATE TABLE usage (
+        id BIGSERIAL PRIMARY KEY,
+        ts DOUBLE PRECISION NOT NULL,
+        provider TEXT NOT NULL,
+        model TEXT NOT NULL,
+        driver TEXT,
+        input_tokens BIGINT NOT NULL DEFAULT 0,
+        output_tokens BIGINT NOT NULL DEFAULT 0,
+        cache_read_tokens BIGINT NOT NULL DEFAULT 0,
+        cache_write_tokens BIGINT NOT NULL DEFAULT 0,
+        usage_source TEXT NOT NULL DEFAULT 'reported',
+        cost_usd DOUBLE PRECISION,
+        price_source TEXT,
+        latency_ms BIGINT,
+        ttft_ms BIGINT,
+        outcome TEXT NOT NULL,
+        error_kind TEXT,
+        attempts INTEGER NOT NULL DEFAULT 1,
+        attempts_json TEXT,
+        prompt TEXT,
+        reply TEXT,
+        origin TEXT UNIQUE  -- `ledger copy`: sqlite:<id>:<ts> of the source row
+    );
+    CREATE INDEX usage_ts ON usage(ts);
+    CREATE INDEX usage_provider_ts ON usage(provider, ts);
+    CREATE INDEX usage_model_ts ON usage(model, ts);
+    CREATE TABLE models (
+        provider TEXT NOT NULL,
+        id TEXT NOT NULL,
+        display_name TEXT,
+        context_window BIGINT,
+        max_output BIGINT,
+        price_input DOUBLE PRECISION,
+        price_output DOUBLE PRECISION,
+        price_cached_input DOUBLE PRECISION,
+        price_source TEXT,
+        capabilities TEXT,
+        extra TEXT,
+        synced_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (provider, id)
+    );
+    CREATE TABLE model_sync (
+        provider TEXT PRIMARY KEY,
+        synced_at DOUBLE PRECISION NOT NULL,
+        count BIGINT NOT NULL
+    );
+    CREATE TABLE provider_state (
+        name TEXT PRIMARY KEY,
+        last_verified DOUBLE PRECISION,
+        last_verify_ok INTEGER,
+        failures INTEGER NOT NULL DEFAULT 0,
+        cooldown_until DOUBLE PRECISION,
+        cooldown_level INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE usage_day (
+        provider TEXT NOT NULL,
+        model TEXT NOT NULL,
+        day TEXT NOT NULL,
+        requests BIGINT NOT NULL,
+        failures BIGINT NOT NULL,
+        input_tokens BIGINT NOT NULL,
+        output_tokens BIGINT NOT NULL,
+        cost_usd DOUBLE PRECISION NOT NULL,
+        unpriced BIGINT NOT NULL,
+        PRIMARY KEY (provider, model, day)
+    );
+    CREATE TABLE usage_latency (
+        provider TEXT NOT NULL,
+        model TEXT NOT NULL,
+        lat_bucket BIGINT NOT NULL,
+        day TEXT NOT NULL,
+        n BIGINT NOT NULL,
+        lat_min BIGINT NOT NULL,
+        lat_max BIGINT NOT NULL,
+        PRIMARY KEY (provider, model, lat_bucket, day)
+    );
+    {_PG_ROLLUP}
+    """,
+]
+
+# SQL that differs between the two: the local day of a unix time.
+DAY_SQL = {
+    "sqlite": "date({ts}, 'unixepoch', 'localtime')",
+    "postgres": "to_char(to_timestamp({ts}), 'YYYY-MM-DD')",
+}
+
+
 def connect(path: Path | None = None) -> sqlite3.Connection:
-    """Open (creating and migrating if needed) the data DB."""
+    """Open (creating and migrating if needed) the data DB: the shared PostgreSQL ledger when
+    one is configured and no explicit path is given, else the SQLite file."""
+    from callm.ledger import backend
+
+    url = backend.shared(path)
+    if url is not None:
+        from callm.ledger import pg
+
+        return pg.connect(url)  # type: ignore[return-value]  # sqlite3's manners, see pg.py
     path = path or db_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -181,7 +181,7 @@ def percentile(hist: dict[int, list[int]], q: float) -> int | None:
 _KEY = {  # (the group's key in the rollups, GROUP BY there, the key computed from raw rows)
     "provider": ("provider", "provider", "provider"),
     "model": ("provider || '/' || model", "provider, model", "provider || '/' || model"),
-    "day": ("day", "day", "date(ts, 'unixepoch', 'localtime')"),
+    "day": ("day", "day", "{day}"),  # the dialect's DAY_SQL
 }
 
 
@@ -198,12 +198,11 @@ def report(
         raise UsageError(f"--by {by!r}: use one of {', '.join(BY)}")
     if since is not None and until is not None and since >= until:
         raise UsageError("--since is not before --until")
-    from callm.paths import db_path
+    from callm.ledger.backend import exists
 
-    db = path or db_path()
     groups: dict[str, _Acc] = {}
-    if db.exists():
-        counts, lats = _rows(db, since, until, by, provider)
+    if exists(path):
+        counts, lats = _rows(path, since, until, by, provider)
         for key, *row in counts:
             groups.setdefault(key, _Acc()).add(tuple(row))
         for key, bucket, n, lmin, lmax in lats:
@@ -220,15 +219,17 @@ def report(
 
 
 def _rows(
-    db: Path, since: float | None, until: float | None, by: str, provider: str | None
+    db: Path | None, since: float | None, until: float | None, by: str, provider: str | None
 ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     """(counts: key, requests, failures, in, out, cost, unpriced; latency: key, bucket, n,
     min, max), from the rollups for whole days and from the rows for the partial ones."""
-    from callm.ledger.db import LAT_BUCKET_SQL, connect
+    from callm.ledger.backend import dialect
+    from callm.ledger.db import DAY_SQL, LAT_BUCKET_SQL, connect
 
     key, group, raw_key = _KEY[by]
     days, raw = plan(since, until)
     conn = connect(db)
+    raw_key = raw_key.format(day=DAY_SQL[dialect(conn)].format(ts="ts"))
     counts: list[tuple[Any, ...]] = []
     lats: list[tuple[Any, ...]] = []
     try:
@@ -249,8 +250,9 @@ def _rows(
         for lo, hi in raw:
             where, args = _where(provider, [("ts >= ?", lo), ("ts < ?", hi)])
             counts += conn.execute(
-                f"SELECT {raw_key}, count(*), sum({failed}), sum(input_tokens),"
-                f" sum(output_tokens), total(cost_usd), sum(cost_usd IS NULL)"
+                f"SELECT {raw_key}, count(*), sum(CAST({failed} AS INTEGER)),"
+                f" sum(input_tokens), sum(output_tokens), coalesce(sum(cost_usd), 0.0),"
+                f" sum(CAST(cost_usd IS NULL AS INTEGER))"
                 f" FROM usage{where} GROUP BY 1",
                 args,
             ).fetchall()

@@ -62,13 +62,13 @@ def record(row: UsageRow, path: Path | None = None) -> None:
     """
     from callm.paths import db_path
 
-    db = path or db_path()
+    db = path or db_path()  # the spill files live next to the local data DB, always
     values = _values(row)
     reason = "unknown error"
     deadline = time.monotonic() + MAX_WAIT
     for attempt in range(RETRIES):
         try:
-            _write(db, values)
+            _write(db, values, path)
             return
         except Exception as exc:  # a ledger failure must never break the call
             reason = _reason(exc)
@@ -103,11 +103,11 @@ def _values(row: UsageRow) -> dict[str, Any]:
     return values
 
 
-def _write(db: Path, values: dict[str, Any]) -> None:
+def _write(db: Path, values: dict[str, Any], path: Path | None) -> None:
     from callm.ledger.db import connect
 
     pending = [p for p in spill_paths(db) if p.exists()]
-    conn = connect(db)
+    conn = connect(path)  # None: the configured ledger (PostgreSQL or the file `db`)
     _no_checkpoint_on_close(conn)
     try:
         if pending:
@@ -292,7 +292,8 @@ def _reason(exc: BaseException) -> str:
 
 def _is_busy(reason: str) -> bool:
     low = reason.lower()
-    return "locked" in low or "busy" in low
+    # SQLite's lock timeouts; PostgreSQL's deadlock victim and serialization failure
+    return any(w in low for w in ("locked", "busy", "deadlock", "could not serialize"))
 
 
 def _say(line: str) -> None:

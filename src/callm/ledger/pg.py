@@ -1,0 +1,238 @@
+"""The data DB on PostgreSQL (psycopg 3), behind the same small interface the stores use
+with sqlite3: `conn.execute(sql, args)` with `?` placeholders, explicit BEGIN/COMMIT, rows as
+tuples. Errors arrive as sqlite3.Error subclasses, so each store catches one family.
+
+Days in the rollups are local days of the writing process, as on SQLite: each session runs
+in the process's time zone. Migrations run under pg_advisory_lock, so ten processes starting
+at once migrate once.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import time
+from decimal import Decimal
+from typing import Any
+
+from callm.errors import CallmError
+
+CONNECT_TIMEOUT = 5  # seconds; a down server means: spill, don't hang the call
+MIGRATE_LOCK = 0x63616C6C6D  # "callm": the advisory lock key of the migrator
+VERSION_TABLE = "callm_schema"
+
+
+class PgError(sqlite3.OperationalError):
+    """A psycopg error (connection lost, serialization, ...)."""
+
+
+class PgIntegrityError(sqlite3.IntegrityError):
+    """A row the table refuses (constraint, bad value)."""
+
+
+def connect(url: str, *, migrate_schema: bool = True) -> PgConn:
+    try:
+        import psycopg
+    except ImportError:
+        raise CallmError(
+            "the ledger is on PostgreSQL but psycopg is not installed",
+            hint="pip install 'callm[postgres]'",
+        ) from None
+    kwargs: dict[str, Any] = {"autocommit": True, "connect_timeout": CONNECT_TIMEOUT}
+    password = _keychain_password(url)
+    if password:
+        kwargs["password"] = password
+    try:
+        raw = psycopg.connect(url, application_name="callm", **kwargs)
+    except psycopg.Error as exc:
+        from callm.ledger.backend import describe
+
+        raise CallmError(f"cannot reach the ledger {describe(url)}: {_one_line(exc)}") from None
+    conn = PgConn(raw)
+    try:
+        _set_time_zone(conn)
+        if migrate_schema:
+            migrate(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def keychain_entry(url: str) -> str:
+    """The keychain name of a ledger's password: ledger:user@host:port/db."""
+    from urllib.parse import urlsplit
+
+    p = urlsplit(url)
+    user = p.username or os.environ.get("PGUSER") or ""
+    return f"ledger:{user}@{p.hostname or ''}:{p.port or 5432}{p.path or '/'}"
+
+
+def _keychain_password(url: str) -> str | None:
+    if os.environ.get("PGPASSWORD"):
+        return None  # libpq reads it (and ~/.pgpass) itself
+    try:
+        from callm.secrets import keychain_get
+
+        return keychain_get(keychain_entry(url))
+    except Exception:  # no keychain here: libpq's own sources still apply
+        return None
+
+
+def _set_time_zone(conn: PgConn) -> None:
+    tz = os.environ.get("TZ", "").lstrip(":")
+    if not tz:
+        try:
+            link = os.readlink("/etc/localtime")
+            tz = link.split("zoneinfo/", 1)[1] if "zoneinfo/" in link else ""
+        except OSError:
+            tz = ""
+    if tz:
+        try:
+            conn.execute("SELECT set_config('TimeZone', ?, false)", (tz,))
+            return
+        except sqlite3.Error:
+            pass
+    off = -time.altzone if time.localtime().tm_isdst > 0 else -time.timezone
+    sign = "+" if off >= 0 else "-"
+    hours, minutes = divmod(abs(off) // 60, 60)
+    conn.execute(f"SET TIME ZONE INTERVAL '{sign}{hours:02d}:{minutes:02d}' HOUR TO MINUTE")
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:300] or type(exc).__name__
+
+
+_PLACEHOLDER = re.compile(r"\?")
+
+
+def translate(sql: str) -> str:
+    """sqlite3 SQL as psycopg wants it: %s placeholders, a literal % doubled."""
+    sql = sql.replace("%", "%%")
+    sql = _PLACEHOLDER.sub("%s", sql)
+    return sql.replace("BEGIN IMMEDIATE", "BEGIN")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):  # sum() of integers is numeric in PostgreSQL
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
+
+
+class _Cursor:
+    def __init__(self, cur: Any) -> None:
+        self._cur = cur
+
+    @property
+    def rowcount(self) -> int:
+        return int(self._cur.rowcount)
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        row = self._cur.fetchone() if self._cur.description else None
+        return None if row is None else tuple(_plain(v) for v in row)
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        if not self._cur.description:
+            return []
+        return [tuple(_plain(v) for v in row) for row in self._cur.fetchall()]
+
+    def __iter__(self) -> Any:
+        return iter(self.fetchall())
+
+
+class PgConn:
+    """A psycopg connection with sqlite3's manners (autocommit; BEGIN/COMMIT by hand)."""
+
+    dialect = "postgres"
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+
+    def execute(self, sql: str, args: Any = ()) -> _Cursor:
+        import psycopg
+
+        try:
+            if args:
+                return _Cursor(self.raw.execute(translate(sql), tuple(args)))
+            return _Cursor(self.raw.execute(sql.replace("BEGIN IMMEDIATE", "BEGIN")))
+        except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
+            raise PgIntegrityError(_one_line(exc)) from None
+        except psycopg.Error as exc:
+            raise PgError(_one_line(exc)) from None
+
+    def executemany(self, sql: str, rows: Any) -> None:
+        import psycopg
+
+        try:
+            with self.raw.cursor() as cur:
+                cur.executemany(translate(sql), [tuple(r) for r in rows])
+        except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
+            raise PgIntegrityError(_one_line(exc)) from None
+        except psycopg.Error as exc:
+            raise PgError(_one_line(exc)) from None
+
+    @property
+    def in_transaction(self) -> bool:
+        from psycopg.pq import TransactionStatus
+
+        return bool(self.raw.info.transaction_status != TransactionStatus.IDLE)
+
+    def close(self) -> None:
+        try:
+            self.raw.close()
+        except Exception:
+            pass
+
+    def __enter__(self) -> PgConn:
+        return self
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        if self.in_transaction:
+            self.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+# ---- schema ---------------------------------------------------------------------------------
+
+
+def version(conn: PgConn) -> int:
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (version INTEGER NOT NULL)")
+    row = conn.execute(f"SELECT max(version) FROM {VERSION_TABLE}").fetchone()
+    return int(row[0] or 0) if row else 0
+
+
+def migrate(conn: PgConn) -> int:
+    """Apply what is missing; returns the number of migrations applied now."""
+    from callm.ledger.db import MIGRATIONS, PG_MIGRATIONS
+
+    target = len(MIGRATIONS)
+    try:
+        if _current(conn) >= target:
+            return 0
+    except sqlite3.Error:
+        pass  # no version table yet: take the lock and create it
+    conn.execute("SELECT pg_advisory_lock(?)", (MIGRATE_LOCK,))
+    try:
+        have = version(conn)  # under the lock: another process may have just migrated
+        if have >= target:
+            return 0
+        conn.execute("BEGIN")
+        try:
+            for i in range(have, target):
+                sql = PG_MIGRATIONS[i]
+                if sql.strip():
+                    conn.execute(sql)
+            conn.execute(f"DELETE FROM {VERSION_TABLE}")
+            conn.execute(f"INSERT INTO {VERSION_TABLE} VALUES ({target})")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return target - have
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(?)", (MIGRATE_LOCK,))
+
+
+def _current(conn: PgConn) -> int:
+    row = conn.execute(f"SELECT max(version) FROM {VERSION_TABLE}").fetchone()
+    return int(row[0] or 0) if row else 0
