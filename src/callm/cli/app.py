@@ -141,9 +141,8 @@ def root(
 ) -> None:
     # imported here, not at the top: `callm --help` never runs this callback
     from callm.cli.context import State
-    from callm.render.output import Output
-
     from callm.ledger import backend
+    from callm.render.output import Output
 
     backend.set_config_override(config)  # the ledger URL is read from this config
     ctx.obj = State(

@@ -30,7 +30,6 @@ class State:
         """Loaded and validated on first use."""
         if self._config is None:
             from callm.config.store import load
-
             from callm.ledger import backend
 
             self._config = load(self.config_path)

@@ -31,7 +31,33 @@ class PgIntegrityError(sqlite3.IntegrityError):
     """A row the table refuses (constraint, bad value)."""
 
 
+# One open connection per URL, kept for the life of the process: `usage report` and a
+# `callm serve` make many short uses; a new connection costs a backend fork and three round
+# trips. It is handed out only when idle and healthy; close() returns it here.
+_idle: dict[str, PgConn] = {}
+_migrated: set[str] = set()
+
+
 def connect(url: str, *, migrate_schema: bool = True) -> PgConn:
+    conn = _idle.pop(url, None)
+    if conn is not None:
+        if not conn.raw.broken and not conn.raw.closed and not conn.in_transaction:
+            _set_time_zone(conn)  # cheap when unchanged
+            return conn
+        conn.discard()
+    conn = _open(url)
+    try:
+        _set_time_zone(conn)
+        if migrate_schema and url not in _migrated:
+            migrate(conn)
+            _migrated.add(url)
+    except BaseException:
+        conn.discard()
+        raise
+    return conn
+
+
+def _open(url: str) -> PgConn:
     try:
         import psycopg
     except ImportError:
@@ -49,15 +75,7 @@ def connect(url: str, *, migrate_schema: bool = True) -> PgConn:
         from callm.ledger.backend import describe
 
         raise CallmError(f"cannot reach the ledger {describe(url)}: {_one_line(exc)}") from None
-    conn = PgConn(raw)
-    try:
-        _set_time_zone(conn)
-        if migrate_schema:
-            migrate(conn)
-    except BaseException:
-        conn.close()
-        raise
-    return conn
+    return PgConn(raw, url)
 
 
 def keychain_entry(url: str) -> str:
@@ -81,6 +99,10 @@ def _keychain_password(url: str) -> str | None:
 
 
 def _set_time_zone(conn: PgConn) -> None:
+    want = (os.environ.get("TZ"), time.timezone, time.altzone)
+    if conn.tz == want:
+        return
+    conn.tz = want
     tz = os.environ.get("TZ", "").lstrip(":")
     if not tz:
         try:
@@ -146,8 +168,10 @@ class PgConn:
 
     dialect = "postgres"
 
-    def __init__(self, raw: Any) -> None:
+    def __init__(self, raw: Any, url: str) -> None:
         self.raw = raw
+        self.url = url
+        self.tz: tuple[Any, ...] | None = None  # what the session's TimeZone was set from
 
     def execute(self, sql: str, args: Any = ()) -> _Cursor:
         import psycopg
@@ -179,6 +203,16 @@ class PgConn:
         return bool(self.raw.info.transaction_status != TransactionStatus.IDLE)
 
     def close(self) -> None:
+        """Back to the per-process cache when reusable, else really closed."""
+        healthy = not self.raw.closed and not self.raw.broken
+        if healthy and not self.in_transaction and self.url not in _idle:
+            for other in list(_idle):  # one kept at most (tests switch databases)
+                _idle.pop(other).discard()
+            _idle[self.url] = self
+        else:
+            self.discard()
+
+    def discard(self) -> None:
         try:
             self.raw.close()
         except Exception:
