@@ -85,7 +85,7 @@ def record_result(provider: str, exc: CallmError | None, policy: RetryPolicy) ->
         conn.execute("BEGIN IMMEDIATE")
         conn.execute(
             "INSERT INTO provider_state(name, failures) VALUES (?, 1)"
-            " ON CONFLICT(name) DO UPDATE SET failures = failures + 1",
+            " ON CONFLICT(name) DO UPDATE SET failures = provider_state.failures + 1",
             (provider,),
         )
         failures, level = conn.execute(

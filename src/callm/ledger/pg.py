@@ -185,12 +185,14 @@ class PgConn:
         except psycopg.Error as exc:
             raise PgError(_one_line(exc)) from None
 
-    def executemany(self, sql: str, rows: Any) -> None:
+    def executemany(self, sql: str, rows: Any) -> int:
+        """Returns the number of rows changed (ON CONFLICT DO NOTHING: the ones added)."""
         import psycopg
 
         try:
             with self.raw.cursor() as cur:
                 cur.executemany(translate(sql), [tuple(r) for r in rows])
+                return int(cur.rowcount)
         except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
             raise PgIntegrityError(_one_line(exc)) from None
         except psycopg.Error as exc:

@@ -132,7 +132,25 @@ def _no_checkpoint_on_close(conn: Any) -> None:
             pass
 
 
-def _import_and_insert(conn: Any, db: Path, values: dict[str, Any], pending: list[Path]) -> None:
+def import_spilled(path: Path | None = None) -> int:
+    """Write the spilled rows into the ledger now (`ledger migrate`); returns how many."""
+    from callm.ledger.db import connect
+    from callm.paths import db_path
+
+    db = path or db_path()
+    pending = [p for p in spill_paths(db) if p.exists()]
+    if not pending:
+        return 0
+    conn = connect(path)
+    try:
+        return _import_and_insert(conn, db, None, pending)
+    finally:
+        conn.close()
+
+
+def _import_and_insert(
+    conn: Any, db: Path, values: dict[str, Any] | None, pending: list[Path]
+) -> int:
     """Spilled rows and the new one in one transaction; the spill files go before COMMIT."""
     conn.execute("BEGIN IMMEDIATE")  # the write lock also serialises importers
     claimed: list[tuple[Path, int]] = []
@@ -147,7 +165,8 @@ def _import_and_insert(conn: Any, db: Path, values: dict[str, Any], pending: lis
                 claimed.append((p, fd))
                 spilled.extend(rows)
         imported = _insert_spilled(conn, spilled)
-        conn.execute(_INSERT, tuple(values[c] for c in COLUMNS))
+        if values is not None:
+            conn.execute(_INSERT, tuple(values[c] for c in COLUMNS))
         for p, _ in claimed:
             p.unlink()
         removed = True
@@ -165,6 +184,7 @@ def _import_and_insert(conn: Any, db: Path, values: dict[str, Any], pending: lis
             os.close(fd)
     if spilled:
         _say(f"note: imported {imported} usage row(s) spilled while the ledger was unwritable")
+    return imported
 
 
 def _insert_spilled(conn: Any, spilled: list[dict[str, Any]]) -> int:
