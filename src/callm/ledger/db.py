@@ -404,6 +404,9 @@ PG_MIGRATIONS: list[str] = [
         PRIMARY KEY (provider, model, lat_bucket, day)
     );
     {_PG_ROLLUP}
+    -- SQLite's total(): sum of floats, 0.0 over no rows (so the stores' SQL runs on both)
+    CREATE AGGREGATE total(double precision) (
+        SFUNC = float8pl, STYPE = double precision, INITCOND = '0');
     """,
 ]
 

@@ -20,6 +20,10 @@ from callm.errors import CallmError
 
 CONNECT_TIMEOUT = 5  # seconds; a down server means: spill, don't hang the call
 MIGRATE_LOCK = 0x63616C6C6D  # "callm": the advisory lock key of the migrator
+# BEGIN IMMEDIATE (SQLite: take the write lock now) becomes BEGIN plus this transaction-scoped
+# advisory lock, so code written for SQLite's one-writer-at-a-time (a budget check and its
+# reservation, a cooldown streak) stays atomic across machines. Plain INSERTs do not take it.
+WRITE_LOCK = 0x63616C6C6D77
 VERSION_TABLE = "callm_schema"
 
 
@@ -132,8 +136,7 @@ _PLACEHOLDER = re.compile(r"\?")
 def translate(sql: str) -> str:
     """sqlite3 SQL as psycopg wants it: %s placeholders, a literal % doubled."""
     sql = sql.replace("%", "%%")
-    sql = _PLACEHOLDER.sub("%s", sql)
-    return sql.replace("BEGIN IMMEDIATE", "BEGIN")
+    return _PLACEHOLDER.sub("%s", sql)
 
 
 def _plain(value: Any) -> Any:
@@ -143,8 +146,22 @@ def _plain(value: Any) -> Any:
 
 
 class _Cursor:
-    def __init__(self, cur: Any) -> None:
+    def __init__(self, cur: Any, conn: PgConn | None = None) -> None:
         self._cur = cur
+        self._conn = conn
+
+    @property
+    def lastrowid(self) -> int | None:
+        """sqlite3's: the id given to the row just inserted (the session's last sequence)."""
+        if self._conn is None:
+            return None
+        row = self._conn.raw.execute("SELECT lastval()").fetchone()
+        return int(row[0]) if row else None
+
+    def fetchmany(self, size: int) -> list[tuple[Any, ...]]:
+        if not self._cur.description:
+            return []
+        return [tuple(_plain(v) for v in row) for row in self._cur.fetchmany(size)]
 
     @property
     def rowcount(self) -> int:
@@ -178,8 +195,11 @@ class PgConn:
 
         try:
             if args:
-                return _Cursor(self.raw.execute(translate(sql), tuple(args)))
-            return _Cursor(self.raw.execute(sql.replace("BEGIN IMMEDIATE", "BEGIN")))
+                return _Cursor(self.raw.execute(translate(sql), tuple(args)), self)
+            if sql.strip().upper() == "BEGIN IMMEDIATE":
+                self.raw.execute("BEGIN")
+                return _Cursor(self.raw.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})"))
+            return _Cursor(self.raw.execute(sql), self)
         except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
             raise PgIntegrityError(_one_line(exc)) from None
         except psycopg.Error as exc:
