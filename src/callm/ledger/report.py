@@ -280,11 +280,26 @@ def _where(provider: str | None, conds: list[tuple[str, Any]]) -> tuple[str, lis
 def rebuild_rollups(conn: Any) -> None:
     """Recompute usage_day and usage_latency from every row (e.g. after a bulk load made with
     the triggers set aside). Runs the backfill statements of the migration that made them."""
-    from callm.ledger.db import MIGRATIONS, _statements
+    from callm.ledger.backend import dialect
+    from callm.ledger.db import DAY_SQL, LAT_BUCKET_SQL, MIGRATIONS, _statements
 
-    script = next(m for m in reversed(MIGRATIONS) if "CREATE TABLE usage_day" in m)
     conn.execute("DELETE FROM usage_day")
     conn.execute("DELETE FROM usage_latency")
+    if dialect(conn) == "postgres":  # what PostgreSQL's trigger would have written
+        day = DAY_SQL["postgres"].format(ts="ts")
+        conn.execute(
+            f"INSERT INTO usage_day SELECT provider, model, {day}, count(*),"
+            f" sum(CAST({FAILED_SQL.format(row='usage')} AS INTEGER)), sum(input_tokens),"
+            " sum(output_tokens), total(cost_usd), sum(CAST(cost_usd IS NULL AS INTEGER))"
+            " FROM usage GROUP BY 1, 2, 3"
+        )
+        conn.execute(
+            f"INSERT INTO usage_latency SELECT provider, model,"
+            f" {LAT_BUCKET_SQL.format(l='latency_ms')}, {day}, count(*), min(latency_ms),"
+            " max(latency_ms) FROM usage WHERE latency_ms >= 0 GROUP BY 1, 2, 3, 4"
+        )
+        return
+    script = next(m for m in reversed(MIGRATIONS) if "CREATE TABLE usage_day" in m)
     for stmt in _statements(script):
         if stmt.lstrip().startswith("INSERT INTO usage_"):
             conn.execute(stmt)
