@@ -4,10 +4,11 @@
 
 _callm_commands() {  # $1: command path
     case "$1" in
-        '') echo 'chat providers models usage' ;;
+        '') echo 'chat providers models usage ledger' ;;
         'providers') echo 'add list show remove enable disable set-key catalog verify' ;;
         'models') echo 'sync list show default' ;;
         'usage') echo 'report' ;;
+        'ledger') echo 'status migrate copy login' ;;
     esac
 }
 
@@ -32,6 +33,11 @@ _callm_options() {  # $1: command path
         'models default') echo '--help -h' ;;
         'usage') echo '--help -h' ;;
         'usage report') echo '--since --until --by --provider --json --csv --help -h' ;;
+        'ledger') echo '--help -h' ;;
+        'ledger status') echo '--json --help -h' ;;
+        'ledger migrate') echo '--json --help -h' ;;
+        'ledger copy') echo '--to --from --json --help -h' ;;
+        'ledger login') echo '--help -h' ;;
     esac
 }
 
@@ -44,6 +50,7 @@ _callm_value_options() {  # options that take a value
         'models sync') echo '--timeout' ;;
         'models list') echo '--provider -p --capability -c --sort' ;;
         'usage report') echo '--since --until --by --provider' ;;
+        'ledger copy') echo '--to --from' ;;
     esac
 }
 
@@ -51,6 +58,7 @@ _callm_values() {  # $1: command path, $2: option, $3: word being completed
     case "$1|$2" in
         '|--config') compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$3")) ;;
         'usage report|--by') COMPREPLY=($(compgen -W 'provider model day' -- "$3")) ;;
+        'ledger copy|--from') compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$3")) ;;
     esac
 }
 

@@ -4,13 +4,15 @@
 function __callm_commands --argument-names cmdpath --description 'sub-commands of a callm command'
     switch "$cmdpath"
         case ''
-            printf '%s\n' 'chat' 'providers' 'models' 'usage'
+            printf '%s\n' 'chat' 'providers' 'models' 'usage' 'ledger'
         case 'providers'
             printf '%s\n' 'add' 'list' 'show' 'remove' 'enable' 'disable' 'set-key' 'catalog' 'verify'
         case 'models'
             printf '%s\n' 'sync' 'list' 'show' 'default'
         case 'usage'
             printf '%s\n' 'report'
+        case 'ledger'
+            printf '%s\n' 'status' 'migrate' 'copy' 'login'
     end
 end
 
@@ -30,6 +32,8 @@ function __callm_value_options --argument-names cmdpath --description 'callm opt
             printf '%s\n' '--provider' '-p' '--capability' '-c' '--sort'
         case 'usage report'
             printf '%s\n' '--since' '--until' '--by' '--provider'
+        case 'ledger copy'
+            printf '%s\n' '--to' '--from'
     end
 end
 
@@ -68,6 +72,7 @@ complete -c callm -n '__callm_is \'\'' -a 'chat' -d 'Call a model.'
 complete -c callm -n '__callm_is \'\'' -a 'providers' -d 'Register, inspect and verify providers.'
 complete -c callm -n '__callm_is \'\'' -a 'models' -d 'Model lists with prices and context windows.'
 complete -c callm -n '__callm_is \'\'' -a 'usage' -d 'What your calls cost.'
+complete -c callm -n '__callm_is \'\'' -a 'ledger' -d 'The ledger: SQLite file or shared PostgreSQL.'
 complete -c callm -n '__callm_is \'\'' -l 'config' -r -F -d 'Config file (default: CALLM_CONFIG or XDG).'
 complete -c callm -n '__callm_is \'\'' -l 'json' -d 'Machine output: one JSON document on stdout.'
 complete -c callm -n '__callm_is \'\'' -l 'quiet' -s 'q' -d 'No progress or cost lines.'
@@ -142,3 +147,17 @@ complete -c callm -n '__callm_is \'usage report\'' -l 'provider' -x -d 'Only thi
 complete -c callm -n '__callm_is \'usage report\'' -l 'json' -d 'One JSON document.'
 complete -c callm -n '__callm_is \'usage report\'' -l 'csv' -d 'CSV: a header row, a row per group.'
 complete -c callm -n '__callm_is \'usage report\'' -l 'help' -s 'h' -d 'Show this message and exit.'
+complete -c callm -n '__callm_is \'ledger\'' -a 'status' -d 'Backend, schema version, row counts and the spill backlog.'
+complete -c callm -n '__callm_is \'ledger\'' -a 'migrate' -d 'Bring the schema up to date and write spilled rows in (both also happen on...'
+complete -c callm -n '__callm_is \'ledger\'' -a 'copy' -d 'Copy a SQLite ledger into PostgreSQL; running it again adds nothing twice.'
+complete -c callm -n '__callm_is \'ledger\'' -a 'login' -d 'Store the PostgreSQL password in the OS keychain (read from standard input).'
+complete -c callm -n '__callm_is \'ledger\'' -l 'help' -s 'h' -d 'Show this message and exit.'
+complete -c callm -n '__callm_is \'ledger status\'' -l 'json' -d 'One JSON document.'
+complete -c callm -n '__callm_is \'ledger status\'' -l 'help' -s 'h' -d 'Show this message and exit.'
+complete -c callm -n '__callm_is \'ledger migrate\'' -l 'json' -d 'One JSON document.'
+complete -c callm -n '__callm_is \'ledger migrate\'' -l 'help' -s 'h' -d 'Show this message and exit.'
+complete -c callm -n '__callm_is \'ledger copy\'' -l 'to' -x -d 'postgresql://user@host/db'
+complete -c callm -n '__callm_is \'ledger copy\'' -l 'from' -r -F -d 'SQLite ledger (default: yours).'
+complete -c callm -n '__callm_is \'ledger copy\'' -l 'json' -d 'One JSON document.'
+complete -c callm -n '__callm_is \'ledger copy\'' -l 'help' -s 'h' -d 'Show this message and exit.'
+complete -c callm -n '__callm_is \'ledger login\'' -l 'help' -s 'h' -d 'Show this message and exit.'
