@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
@@ -19,8 +20,10 @@ from callm.drivers.base import (
     reads_json,
 )
 from callm.drivers.sse import SSEDecoder
+from callm.drivers.structured import SCHEMA_TOOL, b64, strict_schema
 from callm.errors import AuthError, CallmError, NotFoundError, OverloadedError
 from callm.types import (
+    Attachment,
     ChatRequest,
     Endpoint,
     Finished,
@@ -226,6 +229,49 @@ def _split_system(req: ChatRequest) -> tuple[str | None, list[Message]]:
     return ("\n\n".join(systems) if systems else None), rest
 
 
+# Models with native structured output (`output_format`, beta header); others get a tool.
+STRUCTURED_BETA = "structured-outputs-2025-11-13"
+_NATIVE_SCHEMA = re.compile(
+    r"^claude-(?:(?:sonnet|haiku|opus)-4-5|opus-4-1|(?:\w+-)?(?:[5-9]|\d\d)(?:[-.]|$))", re.I
+)
+
+
+def native_structured_output(model: str) -> bool:
+    return bool(_NATIVE_SCHEMA.match(model))
+
+
+def _blocks(text: str, atts: tuple[Attachment, ...]) -> list[dict[str, Any]]:
+    """Files first (Anthropic's advice for images), then the prompt."""
+    out: list[dict[str, Any]] = []
+    for a in atts:
+        if a.kind == "image":
+            src = {"type": "base64", "media_type": a.mime, "data": b64(a)}
+            out.append({"type": "image", "source": src})
+        elif a.kind == "pdf":
+            src = {"type": "base64", "media_type": "application/pdf", "data": b64(a)}
+            out.append({"type": "document", "source": src, "title": a.name})
+        else:
+            text_src = {
+                "type": "text",
+                "media_type": "text/plain",
+                "data": a.data.decode("utf-8", "replace"),
+            }
+            out.append({"type": "document", "source": text_src, "title": a.name})
+    if text:
+        out.append({"type": "text", "text": text})
+    return out
+
+
+def _messages(messages: list[Message], atts: tuple[Attachment, ...]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = [{"role": m.role, "content": m.content} for m in messages]
+    if atts:
+        last = next((m for m in reversed(out) if m["role"] == "user"), None)
+        if last is None:
+            out.append(last := {"role": "user", "content": ""})
+        last["content"] = _blocks(last["content"], atts)
+    return out
+
+
 class AnthropicDriver:
     name = "anthropic"
     local = False
@@ -240,7 +286,7 @@ class AnthropicDriver:
         system, messages = _split_system(req)
         body: dict[str, Any] = {
             "model": req.model,
-            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "messages": _messages(messages, req.attachments),
             "max_tokens": req.max_tokens or DEFAULT_MAX_TOKENS,
         }
         if system:
@@ -249,9 +295,25 @@ class AnthropicDriver:
             body["temperature"] = req.temperature
         if req.stream:
             body["stream"] = True
-        for k, v in req.options.items():  # -o top_k=5, -o thinking=..., passed through
+        headers = self._headers(ep)
+        if req.schema is not None:
+            if native_structured_output(req.model):
+                body["output_format"] = {"type": "json_schema", "schema": strict_schema(req.schema)}
+                headers = _with_user_headers(
+                    {**headers, "anthropic-beta": STRUCTURED_BETA}, ep.headers
+                )
+            else:  # a forced tool whose input is the answer
+                body["tools"] = [
+                    {
+                        "name": SCHEMA_TOOL,
+                        "description": "Reply by calling this tool with the answer.",
+                        "input_schema": req.schema,
+                    }
+                ]
+                body["tool_choice"] = {"type": "tool", "name": SCHEMA_TOOL}
+        for k, v in req.options.items():  # -o top_k:=5, -o thinking:=..., passed through
             body[k] = v
-        return HttpRequest("POST", join_url(ep.base_url, "messages"), self._headers(ep), body)
+        return HttpRequest("POST", join_url(ep.base_url, "messages"), headers, body)
 
     def stream_parser(self) -> AnthropicStreamParser:
         return AnthropicStreamParser()

@@ -21,6 +21,7 @@ from callm.drivers.base import (
     reads_json,
 )
 from callm.drivers.sse import MAX_LINE_BYTES, SSEDecoder
+from callm.drivers.structured import b64, gemini_schema, text_of
 from callm.errors import (
     AuthError,
     BadResponseError,
@@ -29,6 +30,7 @@ from callm.errors import (
     RateLimitError,
 )
 from callm.types import (
+    Attachment,
     ChatRequest,
     Endpoint,
     Finished,
@@ -299,6 +301,20 @@ def _model_path(model: str) -> str:
     return quote(path, safe="/-_.@")
 
 
+def _attach(contents: list[dict[str, Any]], atts: tuple[Attachment, ...]) -> None:
+    """Files as inlineData parts before the prompt of the last user turn."""
+    last = next((c for c in reversed(contents) if c["role"] == "user"), None)
+    if last is None:
+        contents.append(last := {"role": "user", "parts": []})
+    files: list[dict[str, Any]] = []
+    for a in atts:
+        if a.kind == "text":
+            files.append({"text": text_of(a)})
+        else:
+            files.append({"inlineData": {"mimeType": a.mime, "data": b64(a)}})
+    last["parts"] = files + [p for p in last["parts"] if p.get("text")]
+
+
 class GeminiDriver:
     name = "gemini"
     local = False
@@ -318,6 +334,8 @@ class GeminiDriver:
             else:
                 role = "model" if m.role == "assistant" else "user"
                 contents.append({"role": role, "parts": [{"text": m.content}]})
+        if req.attachments:
+            _attach(contents, req.attachments)
         body: dict[str, Any] = {"contents": contents}
         if systems:
             body["systemInstruction"] = {"parts": [{"text": "\n\n".join(systems)}]}
@@ -326,6 +344,9 @@ class GeminiDriver:
             config["temperature"] = req.temperature
         if req.max_tokens:
             config["maxOutputTokens"] = req.max_tokens
+        if req.schema is not None:
+            config["responseMimeType"] = "application/json"
+            config["responseSchema"] = gemini_schema(req.schema)
         for key, value in req.options.items():
             k = _camel(key)
             if k in _TOP_LEVEL:

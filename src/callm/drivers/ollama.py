@@ -18,8 +18,10 @@ from callm.drivers.base import (
     reads_json,
 )
 from callm.drivers.sse import NDJSONDecoder
+from callm.drivers.structured import b64, text_of
 from callm.errors import BadResponseError, CallmError, NotFoundError
 from callm.types import (
+    Attachment,
     ChatRequest,
     Endpoint,
     Finished,
@@ -36,7 +38,17 @@ from callm.types import (
 
 _FINISH: dict[str, FinishReason] = {"stop": "stop", "length": "length"}
 # Request fields that sit beside `options` rather than inside it.
-_TOP_LEVEL = {"format", "keep_alive", "think", "tools", "raw", "template", "context"}
+_TOP_LEVEL = {
+    "format",
+    "keep_alive",
+    "think",
+    "tools",
+    "raw",
+    "template",
+    "context",
+    "logprobs",
+    "top_logprobs",
+}
 
 
 def _error_message(obj: Any) -> str | None:
@@ -138,6 +150,20 @@ class OllamaStreamParser:
             out.append(Finished(reason))
 
 
+def _attach(messages: list[dict[str, Any]], atts: tuple[Attachment, ...]) -> None:
+    """Images as base64 in the last user message's `images`; text files join its content.
+    PDFs are refused earlier (drivers.limits: Ollama takes none)."""
+    last = next((m for m in reversed(messages) if m["role"] == "user"), None)
+    if last is None:
+        messages.append(last := {"role": "user", "content": ""})
+    texts = [text_of(a) for a in atts if a.kind == "text"]
+    if texts:
+        last["content"] = "\n\n".join([t for t in [last["content"], *texts] if t])
+    images = [b64(a) for a in atts if a.kind == "image"]
+    if images:
+        last["images"] = images
+
+
 class OllamaDriver:
     name = "ollama"
     local = False
@@ -160,7 +186,11 @@ class OllamaDriver:
         if req.system:
             messages.append({"role": "system", "content": req.system})
         messages.extend({"role": m.role, "content": m.content} for m in req.messages)
+        if req.attachments:
+            _attach(messages, req.attachments)
         body: dict[str, Any] = {"model": req.model, "messages": messages, "stream": req.stream}
+        if req.schema is not None:
+            body["format"] = req.schema
         options: dict[str, Any] = {}
         if req.temperature is not None:
             options["temperature"] = req.temperature

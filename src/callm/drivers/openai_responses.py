@@ -19,6 +19,7 @@ from typing import Any
 from callm.drivers.base import READ_ERRORS, defer_after_events, join_url, loads, reads_json
 from callm.drivers.openai import OpenAIChatDriver
 from callm.drivers.openai_common import SSEJSONReader, apply_options, stream_error
+from callm.drivers.structured import SCHEMA_NAME, data_url, strict_schema, text_of
 from callm.errors import BadResponseError, CallmError
 from callm.types import (
     ChatRequest,
@@ -184,6 +185,29 @@ def parse_responses_response(body: bytes) -> list[StreamEvent]:
     return out
 
 
+def _input(req: ChatRequest) -> list[dict[str, Any]]:
+    """`input` items; attachments become input_image / input_file / input_text parts of
+    the last user message."""
+    items: list[dict[str, Any]] = [{"role": m.role, "content": m.content} for m in req.messages]
+    if not req.attachments:
+        return items
+    last = next((m for m in reversed(items) if m["role"] == "user"), None)
+    if last is None:
+        items.append(last := {"role": "user", "content": ""})
+    parts: list[dict[str, Any]] = []
+    if last["content"]:
+        parts.append({"type": "input_text", "text": last["content"]})
+    for a in req.attachments:
+        if a.kind == "image":
+            parts.append({"type": "input_image", "image_url": data_url(a), "detail": "auto"})
+        elif a.kind == "pdf":
+            parts.append({"type": "input_file", "filename": a.name, "file_data": data_url(a)})
+        else:
+            parts.append({"type": "input_text", "text": text_of(a)})
+    last["content"] = parts
+    return items
+
+
 class ResponsesDriver(OpenAIChatDriver):
     """Shares auth, error parsing and model listing with Chat Completions."""
 
@@ -191,10 +215,7 @@ class ResponsesDriver(OpenAIChatDriver):
     key_required = False
 
     def chat_body(self, req: ChatRequest) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "model": req.model,
-            "input": [{"role": m.role, "content": m.content} for m in req.messages],
-        }
+        body: dict[str, Any] = {"model": req.model, "input": _input(req)}
         if req.system:
             body["instructions"] = req.system
         if req.temperature is not None:
@@ -203,6 +224,15 @@ class ResponsesDriver(OpenAIChatDriver):
             body["max_output_tokens"] = req.max_tokens
         body["stream"] = req.stream
         body["store"] = False
+        if req.schema is not None:
+            body["text"] = {
+                "format": {
+                    "type": "json_schema",
+                    "name": SCHEMA_NAME,
+                    "schema": strict_schema(req.schema),
+                    "strict": True,
+                }
+            }
         apply_options(body, req.options)
         return body
 
