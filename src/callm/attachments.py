@@ -170,9 +170,9 @@ def attachment_tokens(driver: str, att: Attachment) -> int:
     if att.kind == "text":
         return estimate_text_tokens(att.data.decode("utf-8", "replace"))
     if att.kind == "pdf":
-        per_page = 258 if driver == "gemini" else 1500  # Anthropic: 1,500-3,000 a page
+        per_page = 258 if driver in ("gemini", "sim") else 1500  # Anthropic: 1,500-3,000 a page
         return per_page * (att.pages or 1)
-    if driver == "gemini":
+    if driver in ("gemini", "sim"):  # sim counts as Gemini does
         return 258
     w, h = att.width or 1024, att.height or 1024  # unknown size: a typical photo
     return _anthropic_image(w, h) if driver == "anthropic" else _openai_image(w, h)

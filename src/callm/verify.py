@@ -170,8 +170,12 @@ def run_probe(
 
     out = ProbeResult(model=model)
     out.estimated_cost_usd, out.price_source = estimate_probe_cost(price)
+    from callm.drivers.limits import limits_for
+
+    # one token, or the vendor's minimum (the Responses API refuses fewer than 16)
+    least = limits_for(ep.driver).min_max_tokens
     req = ChatRequest(
-        model=model, messages=(Message("user", PROBE_PROMPT),), max_tokens=1, stream=False
+        model=model, messages=(Message("user", PROBE_PROMPT),), max_tokens=least, stream=False
     )
     acc = StreamAccumulator()
     start = time.monotonic()
