@@ -79,7 +79,7 @@ _GEMINI_KEYS = frozenset(
 
 def gemini_schema(schema: Any) -> Any:
     """JSON schema -> Gemini `Schema`: upper-case type names, `["x", "null"]` as nullable,
-    property order kept, keys it does not know left out."""
+    keys it does not know left out."""
     if not isinstance(schema, dict):
         return schema
     out: dict[str, Any] = {}
@@ -95,7 +95,6 @@ def gemini_schema(schema: Any) -> Any:
                 out["type"] = str(named[0]).upper()
         elif key == "properties" and isinstance(value, dict):
             out[key] = {k: gemini_schema(v) for k, v in value.items()}
-            out["propertyOrdering"] = list(value)
         elif key == "items":
             out[key] = gemini_schema(value)
         elif key == "anyOf" and isinstance(value, list):
