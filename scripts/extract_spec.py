@@ -45,7 +45,9 @@ def _schemas(doc: dict[str, Any]) -> tuple[dict[str, Any], str]:
     return doc["definitions"], "#/definitions/"  # Swagger 2.0
 
 
-def _clean(node: Any, prefix: str, seen: set[str], todo: list[str], opts: argparse.Namespace) -> Any:
+def _clean(
+    node: Any, prefix: str, seen: set[str], todo: list[str], opts: argparse.Namespace
+) -> Any:
     if isinstance(node, list):
         return [_clean(n, prefix, seen, todo, opts) for n in node]
     if not isinstance(node, dict):

@@ -232,7 +232,7 @@ def _split_system(req: ChatRequest) -> tuple[str | None, list[Message]]:
 # Models with native structured output (`output_format`, beta header); others get a tool.
 STRUCTURED_BETA = "structured-outputs-2025-11-13"
 _NATIVE_SCHEMA = re.compile(
-    r"^claude-(?:(?:sonnet|haiku|opus)-4-5|opus-4-1|(?:\w+-)?(?:[5-9]|\d\d)(?:[-.]|$))", re.I
+    r"^claude-(?:(?:sonnet|haiku|opus)-4-5|opus-4-1|(?:[a-z]+-)?(?:[5-9]|\d\d)(?:[-.]|$))", re.I
 )
 
 

@@ -78,7 +78,9 @@ FINISH: dict[str, FinishReason] = {
 
 # Reasoning models take the system prompt as role "developer" (o1-mini and o1-preview
 # take neither; they are left as they were).
-_DEVELOPER_MODELS = re.compile(r"^(?:o[1-9]\d*(?!-mini|-preview)|gpt-(?:[5-9]|\d\d))", re.I)
+_DEVELOPER_MODELS = re.compile(
+    r"^(?!o1-(?:mini|preview))(?:o[1-9]\d*(?:-|$)|gpt-(?:[5-9]|\d\d))", re.I
+)
 
 
 def system_role(model: str) -> str:
