@@ -38,7 +38,7 @@ def chat(
         typer.Option(
             "--option",
             "-o",
-            metavar="KEY=VALUE",
+            metavar="KEY=VAL|KEY:=JSON",
             help="Driver option (repeatable): KEY=VALUE sends a string, KEY:=JSON a JSON value"
             " (-o user=12345 -o seed:=42 -o stop:='[\"END\"]').",
         ),
