@@ -535,3 +535,26 @@ def test_pdf_on_stdin_with_a_schema_file(cli, tmp_path) -> None:
     assert r.code == 0, r.stderr
     obj = json.loads(r.stdout)
     assert obj["total"] >= 0 and isinstance(obj["lines"], list)
+
+
+def test_azure_old_api_version_gets_json_mode_and_the_schema_in_words(
+    cli, isolated_env, srv
+) -> None:
+    srv.route("/openai/deployments/dep/chat/completions", chat_reply('{"name": "A", "age": 3}'))
+    configure(isolated_env, "az", "azure-openai", srv.url, 'api_version = "2024-06-01"\n')
+    r = cli("chat", "-m", "az/dep", "--no-stream", "--schema", "name, age int", "x")
+    assert r.code == 0, r.output
+    assert json.loads(r.stdout) == {"name": "A", "age": 3}
+    sent = body(srv)
+    assert sent["response_format"] == {"type": "json_object"}
+    assert sent["messages"][0]["role"] == "system"
+    assert sent["messages"][0]["content"].startswith("Reply with one JSON object")
+    assert '"required":["name","age"]' in sent["messages"][0]["content"]
+
+
+def test_sim_numbers_given_as_strings(cli) -> None:
+    r = cli("chat", "-m", "sim", "--json", "-o", "length=5", "-o", "seed=3", "hi")
+    assert r.code == 0, r.output
+    assert json.loads(r.stdout)["usage"]["output_tokens"] == 5
+    r = cli("chat", "-m", "sim", "-o", "length=five", "hi")
+    assert r.code == 2 and "length must be a number" in r.stderr

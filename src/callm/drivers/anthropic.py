@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
+from callm.drivers import parts
 from callm.drivers.base import (
     READ_ERRORS,
     body_text,
@@ -20,7 +21,7 @@ from callm.drivers.base import (
     reads_json,
 )
 from callm.drivers.sse import SSEDecoder
-from callm.drivers.structured import SCHEMA_TOOL, b64, strict_schema
+from callm.drivers.structured import SCHEMA_TOOL, strict_schema
 from callm.errors import AuthError, CallmError, NotFoundError, OverloadedError
 from callm.types import (
     Attachment,
@@ -240,35 +241,10 @@ def native_structured_output(model: str) -> bool:
     return bool(_NATIVE_SCHEMA.match(model))
 
 
-def _blocks(text: str, atts: tuple[Attachment, ...]) -> list[dict[str, Any]]:
-    """Files first (Anthropic's advice for images), then the prompt."""
-    out: list[dict[str, Any]] = []
-    for a in atts:
-        if a.kind == "image":
-            src = {"type": "base64", "media_type": a.mime, "data": b64(a)}
-            out.append({"type": "image", "source": src})
-        elif a.kind == "pdf":
-            src = {"type": "base64", "media_type": "application/pdf", "data": b64(a)}
-            out.append({"type": "document", "source": src, "title": a.name})
-        else:
-            text_src = {
-                "type": "text",
-                "media_type": "text/plain",
-                "data": a.data.decode("utf-8", "replace"),
-            }
-            out.append({"type": "document", "source": text_src, "title": a.name})
-    if text:
-        out.append({"type": "text", "text": text})
-    return out
-
-
 def _messages(messages: list[Message], atts: tuple[Attachment, ...]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = [{"role": m.role, "content": m.content} for m in messages]
     if atts:
-        last = next((m for m in reversed(out) if m["role"] == "user"), None)
-        if last is None:
-            out.append(last := {"role": "user", "content": ""})
-        last["content"] = _blocks(last["content"], atts)
+        parts.anthropic(out, atts)
     return out
 
 

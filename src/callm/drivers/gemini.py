@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
+from callm.drivers import parts
 from callm.drivers.base import (
     READ_ERRORS,
     body_text,
@@ -21,7 +22,7 @@ from callm.drivers.base import (
     reads_json,
 )
 from callm.drivers.sse import MAX_LINE_BYTES, SSEDecoder
-from callm.drivers.structured import b64, gemini_schema, text_of
+from callm.drivers.structured import gemini_schema
 from callm.errors import (
     AuthError,
     BadResponseError,
@@ -30,7 +31,6 @@ from callm.errors import (
     RateLimitError,
 )
 from callm.types import (
-    Attachment,
     ChatRequest,
     Endpoint,
     Finished,
@@ -301,20 +301,6 @@ def _model_path(model: str) -> str:
     return quote(path, safe="/-_.@")
 
 
-def _attach(contents: list[dict[str, Any]], atts: tuple[Attachment, ...]) -> None:
-    """Files as inlineData parts before the prompt of the last user turn."""
-    last = next((c for c in reversed(contents) if c["role"] == "user"), None)
-    if last is None:
-        contents.append(last := {"role": "user", "parts": []})
-    files: list[dict[str, Any]] = []
-    for a in atts:
-        if a.kind == "text":
-            files.append({"text": text_of(a)})
-        else:
-            files.append({"inlineData": {"mimeType": a.mime, "data": b64(a)}})
-    last["parts"] = files + [p for p in last["parts"] if p.get("text")]
-
-
 class GeminiDriver:
     name = "gemini"
     local = False
@@ -335,7 +321,7 @@ class GeminiDriver:
                 role = "model" if m.role == "assistant" else "user"
                 contents.append({"role": role, "parts": [{"text": m.content}]})
         if req.attachments:
-            _attach(contents, req.attachments)
+            parts.gemini(contents, req.attachments)
         body: dict[str, Any] = {"contents": contents}
         if systems:
             body["systemInstruction"] = {"parts": [{"text": "\n\n".join(systems)}]}

@@ -7,6 +7,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from callm.drivers import parts
 from callm.drivers.base import (
     READ_ERRORS,
     body_text,
@@ -18,10 +19,8 @@ from callm.drivers.base import (
     reads_json,
 )
 from callm.drivers.sse import NDJSONDecoder
-from callm.drivers.structured import b64, text_of
 from callm.errors import BadResponseError, CallmError, NotFoundError
 from callm.types import (
-    Attachment,
     ChatRequest,
     Endpoint,
     Finished,
@@ -150,20 +149,6 @@ class OllamaStreamParser:
             out.append(Finished(reason))
 
 
-def _attach(messages: list[dict[str, Any]], atts: tuple[Attachment, ...]) -> None:
-    """Images as base64 in the last user message's `images`; text files join its content.
-    PDFs are refused earlier (drivers.limits: Ollama takes none)."""
-    last = next((m for m in reversed(messages) if m["role"] == "user"), None)
-    if last is None:
-        messages.append(last := {"role": "user", "content": ""})
-    texts = [text_of(a) for a in atts if a.kind == "text"]
-    if texts:
-        last["content"] = "\n\n".join([t for t in [last["content"], *texts] if t])
-    images = [b64(a) for a in atts if a.kind == "image"]
-    if images:
-        last["images"] = images
-
-
 class OllamaDriver:
     name = "ollama"
     local = False
@@ -187,7 +172,7 @@ class OllamaDriver:
             messages.append({"role": "system", "content": req.system})
         messages.extend({"role": m.role, "content": m.content} for m in req.messages)
         if req.attachments:
-            _attach(messages, req.attachments)
+            parts.ollama(messages, req.attachments)
         body: dict[str, Any] = {"model": req.model, "messages": messages, "stream": req.stream}
         if req.schema is not None:
             body["format"] = req.schema

@@ -23,6 +23,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from callm.drivers import parts
 from callm.drivers.base import (
     READ_ERRORS,
     defer_after_events,
@@ -38,10 +39,9 @@ from callm.drivers.openai_common import (
     parse_openai_models,
     stream_error,
 )
-from callm.drivers.structured import SCHEMA_NAME, data_url, strict_schema, text_of
+from callm.drivers.structured import SCHEMA_NAME, strict_schema
 from callm.errors import BadResponseError, CallmError, MissingKeyError
 from callm.types import (
-    Attachment,
     ChatRequest,
     Endpoint,
     Finished,
@@ -87,27 +87,11 @@ def system_role(model: str) -> str:
     return "developer" if _DEVELOPER_MODELS.match(model.rpartition("/")[2]) else "system"
 
 
-def user_parts(text: str, atts: tuple[Attachment, ...]) -> list[dict[str, Any]]:
-    """Chat Completions content parts: the prompt, then each file."""
-    parts: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
-    for a in atts:
-        if a.kind == "image":
-            parts.append({"type": "image_url", "image_url": {"url": data_url(a)}})
-        elif a.kind == "pdf":
-            parts.append({"type": "file", "file": {"filename": a.name, "file_data": data_url(a)}})
-        else:
-            parts.append({"type": "text", "text": text_of(a)})
-    return parts
-
-
 def chat_messages(req: ChatRequest, role: str = "system") -> list[dict[str, Any]]:
     msgs: list[dict[str, Any]] = [{"role": role, "content": req.system}] if req.system else []
     msgs.extend({"role": m.role, "content": m.content} for m in req.messages)
     if req.attachments:
-        last = next((m for m in reversed(msgs) if m["role"] == "user"), None)
-        if last is None:
-            msgs.append(last := {"role": "user", "content": ""})
-        last["content"] = user_parts(last["content"], req.attachments)
+        parts.openai_chat(msgs, req.attachments)
     return msgs
 
 

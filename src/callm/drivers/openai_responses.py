@@ -16,10 +16,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from callm.drivers import parts
 from callm.drivers.base import READ_ERRORS, defer_after_events, join_url, loads, reads_json
 from callm.drivers.openai import OpenAIChatDriver
 from callm.drivers.openai_common import SSEJSONReader, apply_options, stream_error
-from callm.drivers.structured import SCHEMA_NAME, data_url, strict_schema, text_of
+from callm.drivers.structured import SCHEMA_NAME, strict_schema
 from callm.errors import BadResponseError, CallmError
 from callm.types import (
     ChatRequest,
@@ -186,25 +187,9 @@ def parse_responses_response(body: bytes) -> list[StreamEvent]:
 
 
 def _input(req: ChatRequest) -> list[dict[str, Any]]:
-    """`input` items; attachments become input_image / input_file / input_text parts of
-    the last user message."""
     items: list[dict[str, Any]] = [{"role": m.role, "content": m.content} for m in req.messages]
-    if not req.attachments:
-        return items
-    last = next((m for m in reversed(items) if m["role"] == "user"), None)
-    if last is None:
-        items.append(last := {"role": "user", "content": ""})
-    parts: list[dict[str, Any]] = []
-    if last["content"]:
-        parts.append({"type": "input_text", "text": last["content"]})
-    for a in req.attachments:
-        if a.kind == "image":
-            parts.append({"type": "input_image", "image_url": data_url(a), "detail": "auto"})
-        elif a.kind == "pdf":
-            parts.append({"type": "input_file", "filename": a.name, "file_data": data_url(a)})
-        else:
-            parts.append({"type": "input_text", "text": text_of(a)})
-    last["content"] = parts
+    if req.attachments:
+        parts.responses(items, req.attachments)
     return items
 
 
