@@ -13,7 +13,8 @@ nothing else is changed, except:
   --openapi30  OpenAPI 3.0's `nullable: true` becomes a JSON-schema null type
   --close      objects with properties get additionalProperties: false where the spec says
                nothing (for APIs that reject unknown fields, e.g. Google's proto JSON)
-Run by hand when a spec is refreshed; the suite reads only the output files.
+Run by hand when a spec is refreshed (YAML input needs `pip install pyyaml`); the suite
+reads only the output files.
 """
 
 from __future__ import annotations
