@@ -166,9 +166,8 @@ def run_probe(
     from callm import transport
     from callm.drivers import get_driver
     from callm.drivers.base import StreamAccumulator
-    from callm.types import ChatRequest, Message
-
     from callm.drivers.limits import limits_for
+    from callm.types import ChatRequest, Message
 
     # one token, or the vendor's minimum (the Responses API refuses fewer than 16)
     least = limits_for(ep.driver).min_max_tokens
