@@ -79,6 +79,11 @@ CASES: dict[str, tuple[str, Endpoint, dict[str, Any]]] = {
         Endpoint("az", "azure-openai", "https://r.openai.azure.com", key="az-test"),
         {"user": "12345", "seed": "3"},
     ),
+    "azure-openai@v1": (
+        "openai-chat-request",
+        Endpoint("az", "azure-openai", "https://r.openai.azure.com/openai/v1", key="az-test"),
+        {"user": "12345"},
+    ),
     "azure-openai@2024-06-01": (
         "azure-2024-06-01-chat-request",
         Endpoint(
@@ -116,7 +121,9 @@ def _body(driver: str, ep: Endpoint, req: ChatRequest) -> Any:
 
 
 def _matrix(driver: str) -> list[dict[str, Any]]:
-    files = (PNG, TXT) if driver == "ollama" or driver.endswith("2024-06-01") else (PNG, PDF, TXT)
+    # Ollama takes no PDFs; nor do Azure's dated api-versions (text and image_url parts only)
+    pdf_ok = driver != "ollama" and driver not in ("azure-openai", "azure-openai@2024-06-01")
+    files = (PNG, PDF, TXT) if pdf_ok else (PNG, TXT)
     axes = {
         "system": (None, "Answer briefly."),
         "temperature": (None, 0.7),

@@ -88,13 +88,14 @@ class AzureOpenAIDriver(OpenAIChatDriver):
 
     def versioned_body(self, req: ChatRequest, version: str) -> dict[str, Any]:
         """The body the api-version knows. Before 2024-09-01 there is no
-        max_completion_tokens, stream_options, json_schema response_format or file part;
-        the developer role came with 2024-12-01."""
+        max_completion_tokens, stream_options or json_schema response_format; the developer
+        role came with 2024-12-01; file (PDF) parts only with the v1 API."""
         old = version != "v1" and version[:10] < NEW_FIELDS_VERSION
-        if old and any(a.kind == "pdf" for a in req.attachments):
+        if version != "v1" and any(a.kind == "pdf" for a in req.attachments):
+            # the dated versions' user content parts are text and image_url only
             raise UsageError(
-                f"api-version {version} takes no PDF attachments",
-                hint=f'set api_version = "{DEFAULT_API_VERSION}" for this provider',
+                f"azure-openai api-version {version} takes no PDF attachments",
+                hint="use the v1 API (a base_url ending in /openai/v1) for PDFs",
             )
         json_mode = old and req.schema is not None
         if json_mode and req.schema is not None:
