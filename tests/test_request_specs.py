@@ -196,6 +196,7 @@ def test_the_schemas_reject_what_the_issue_found() -> None:
         ("openai", {"options": {"top_p": "1.5"}}, "0 to 1"),
         ("gemini", {"options": {"top_p": 2}}, "0 to 1"),
         ("openai-responses", {"max_tokens": 1}, "minimum for openai-responses: 16"),
+        ("openai-responses", {"options": {"max_output_tokens": "8"}}, "8 is below the minimum"),
     ],
 )
 def test_out_of_range_values_are_refused_naming_the_limit(

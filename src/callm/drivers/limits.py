@@ -66,6 +66,9 @@ _INTS = frozenset(
 )
 
 
+_MAX_TOKEN_OPTIONS = frozenset({"max_tokens", "max_completion_tokens", "max_output_tokens"})
+
+
 def limits_for(driver: str) -> Limits:
     return LIMITS.get(driver, _OPENAI)
 
@@ -105,6 +108,12 @@ def check_request(driver: str, req: ChatRequest) -> ChatRequest:
         raise UsageError(
             f"--max-tokens {req.max_tokens} is below the minimum for {driver}: {lim.min_max_tokens}"
         )
+    for key in sorted(_MAX_TOKEN_OPTIONS & opts.keys()):  # the same limit given with -o
+        value = opts[key]
+        if isinstance(value, int) and not isinstance(value, bool) and value < lim.min_max_tokens:
+            raise UsageError(
+                f"option {key} {value} is below the minimum for {driver}: {lim.min_max_tokens}"
+            )
     _check_attachments(driver, req, lim)
     return replace(req, options=opts) if opts != req.options else req
 
