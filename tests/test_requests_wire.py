@@ -558,3 +558,21 @@ def test_sim_numbers_given_as_strings(cli) -> None:
     assert json.loads(r.stdout)["usage"]["output_tokens"] == 5
     r = cli("chat", "-m", "sim", "-o", "length=five", "hi")
     assert r.code == 2 and "length must be a number" in r.stderr
+
+
+def test_unreadable_usage_from_anthropic_is_estimated_not_a_failure(cli, isolated_env, srv) -> None:
+    reply = {
+        "id": "m1",
+        "type": "message",
+        "role": "assistant",
+        "content": [{"type": "text", "text": "Hello there"}],
+        "stop_reason": "end_turn",
+        "usage": {"input_tokens": "5", "cache_read_input_tokens": 2, "output_tokens": -3},
+    }
+    srv.route("/v1/messages", json_reply(reply))
+    configure(isolated_env, "claude", "anthropic", f"{srv.url}/v1")
+    r = cli("chat", "-m", "claude/claude-x", "--no-stream", "--json", "hi")
+    assert r.code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["text"] == "Hello there"
+    assert out["usage"]["source"] == "estimated" and out["usage"]["output_tokens"] > 0

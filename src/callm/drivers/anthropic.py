@@ -12,6 +12,7 @@ from callm.drivers import parts
 from callm.drivers.base import (
     READ_ERRORS,
     body_text,
+    count,
     defer_after_events,
     error_from_http,
     join_url,
@@ -19,6 +20,7 @@ from callm.drivers.base import (
     parse_retry_after,
     reads_error_body,
     reads_json,
+    total,
 )
 from callm.drivers.sse import SSEDecoder
 from callm.drivers.structured import SCHEMA_TOOL, strict_schema
@@ -71,12 +73,12 @@ _TYPE_STATUS: dict[str, int] = {
 
 
 def _usage(u: Mapping[str, Any]) -> Usage:
-    inp = u.get("input_tokens") or 0
-    cache_read = u.get("cache_read_input_tokens") or 0
-    cache_write = u.get("cache_creation_input_tokens") or 0
+    inp = count(u.get("input_tokens"))
+    cache_read = count(u.get("cache_read_input_tokens"))
+    cache_write = count(u.get("cache_creation_input_tokens"))
     return Usage(
-        input_tokens=inp + cache_read + cache_write,
-        output_tokens=u.get("output_tokens") or 0,
+        input_tokens=total(inp, cache_read, cache_write),
+        output_tokens=count(u.get("output_tokens")),
         cache_read_tokens=cache_read,
         cache_write_tokens=cache_write,
     )

@@ -12,6 +12,7 @@ from callm.drivers import parts
 from callm.drivers.base import (
     READ_ERRORS,
     body_text,
+    count,
     defer_after_events,
     error_from_http,
     join_url,
@@ -20,6 +21,7 @@ from callm.drivers.base import (
     parse_retry_after,
     reads_error_body,
     reads_json,
+    total,
 )
 from callm.drivers.sse import MAX_LINE_BYTES, SSEDecoder
 from callm.drivers.structured import gemini_schema
@@ -80,11 +82,11 @@ def _camel(key: str) -> str:
 
 
 def _usage(u: Mapping[str, Any]) -> Usage:
-    thoughts = u.get("thoughtsTokenCount") or 0
+    thoughts = count(u.get("thoughtsTokenCount"))
     return Usage(
-        input_tokens=u.get("promptTokenCount") or 0,  # cached tokens are already included
-        output_tokens=(u.get("candidatesTokenCount") or 0) + thoughts,
-        cache_read_tokens=u.get("cachedContentTokenCount") or 0,
+        input_tokens=count(u.get("promptTokenCount")),  # cached tokens are already included
+        output_tokens=total(count(u.get("candidatesTokenCount")), thoughts),
+        cache_read_tokens=count(u.get("cachedContentTokenCount")),
         reasoning_tokens=thoughts,
     )
 
