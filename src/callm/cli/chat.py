@@ -82,6 +82,14 @@ def chat(
             "--max-cost", metavar="USD", min=0.0, help="Refuse if the worst case costs more."
         ),
     ] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout",
+            metavar="SECONDS",
+            help="The most one request may take, however slowly the reply arrives.",
+        ),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
 ) -> None:
     from callm.engine import CallSpec
@@ -91,6 +99,8 @@ def chat(
     st = state(ctx)
     if json_out:
         st.out.json_mode = True
+    if timeout is not None and not 0 < timeout < float("inf"):
+        raise UsageError(f"--timeout must be a number of seconds greater than 0, not {timeout:g}")
     files = list(attach or [])
     if files.count("-") > 1:
         raise UsageError("-a - can be given once: stdin holds one file")
@@ -107,6 +117,7 @@ def chat(
         fallbacks=list(fallback or []),
         schema=_schema(schema),
         attachments=atts,
+        timeout=timeout,
     )
     if not text and atts:
         text = "Describe the attached file." if len(atts) == 1 else "Describe the attached files."
