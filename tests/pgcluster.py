@@ -134,7 +134,10 @@ class Cluster:
 def start_cluster() -> Cluster:
     bin_dir = find_bin_dir()
     assert bin_dir is not None
-    root = Path(tempfile.mkdtemp(prefix="callm-pg-"))
+    # The system temp dir, not tempfile.tempdir (a test may point that at a private dir the
+    # server's user cannot enter).
+    base = os.environ.get("TMPDIR") or ("/tmp" if os.path.isdir("/tmp") else None)
+    root = Path(tempfile.mkdtemp(prefix="callm-pg-", dir=base))
     root.chmod(0o755)
     if os.geteuid() == 0:
         shutil.chown(root, "postgres", "postgres")

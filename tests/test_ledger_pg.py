@@ -270,3 +270,10 @@ def test_report_while_many_write(n, pg_url) -> None:
         (n * 40, n * 40)
     ]
     assert pg_rows(pg_url, "SELECT sum(n) FROM usage_latency") == [(n * 40,)]
+
+
+def test_every_migration_has_a_postgresql_entry() -> None:
+    """A migration added for SQLite only would leave shared ledgers behind."""
+    from callm.ledger.db import MIGRATIONS, PG_MIGRATIONS
+
+    assert len(PG_MIGRATIONS) == len(MIGRATIONS)
