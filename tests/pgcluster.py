@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 USER = "callm_test"
+PASSWORD_USER = "callm_pw"
 
 
 def find_bin_dir() -> Path | None:
@@ -88,6 +89,13 @@ class Cluster:
             "-E",
             "UTF8",
             "--no-sync",
+        )
+        # trust for the test user; a password (SCRAM) for PASSWORD_USER, to test where it
+        # comes from (keychain, PGPASSWORD)
+        (self.data / "pg_hba.conf").write_text(
+            "local all all trust\n"
+            f"host all {PASSWORD_USER} 127.0.0.1/32 scram-sha-256\n"
+            "host all all 127.0.0.1/32 trust\n"
         )
         opts = (
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"

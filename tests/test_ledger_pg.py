@@ -277,3 +277,30 @@ def test_every_migration_has_a_postgresql_entry() -> None:
     from callm.ledger.db import MIGRATIONS, PG_MIGRATIONS
 
     assert len(PG_MIGRATIONS) == len(MIGRATIONS)
+
+
+def test_the_password_comes_from_the_keychain_or_pgpassword(cli, pg_cluster, monkeypatch) -> None:
+    import psycopg
+
+    from pgcluster import PASSWORD_USER
+
+    secret = "test-pass-123"
+    with psycopg.connect(pg_cluster.url(), autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {PASSWORD_USER} LOGIN PASSWORD '{secret}'")
+        conn.execute(f"CREATE DATABASE pwdb OWNER {PASSWORD_USER}")
+    url = f"postgresql://{PASSWORD_USER}@127.0.0.1:{pg_cluster.port}/pwdb"
+    monkeypatch.setenv("CALLM_LEDGER_URL", url)
+    r = cli("ledger", "status", "--json")
+    assert r.code == 1 and "password" in json.loads(r.stdout)["error"]
+    r = cli("ledger", "login", stdin=secret + "\n")
+    assert r.code == 0, r.output
+    assert secret not in r.output
+    r = cli("ledger", "status", "--json")
+    assert r.code == 0, r.output
+    assert json.loads(r.stdout)["schema_version"] == json.loads(r.stdout)["latest_version"]
+    assert secret not in (cli.sub("ledger", "status").output)
+    from callm.secrets import keychain_delete
+
+    keychain_delete(f"ledger:{PASSWORD_USER}@127.0.0.1:{pg_cluster.port}/pwdb")
+    r = cli.sub("ledger", "status", "--json", env={"PGPASSWORD": secret})
+    assert r.code == 0, r.output

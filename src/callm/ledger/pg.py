@@ -70,11 +70,16 @@ def _open(url: str) -> PgConn:
             hint="pip install 'callm[postgres]'",
         ) from None
     kwargs: dict[str, Any] = {"autocommit": True, "connect_timeout": CONNECT_TIMEOUT}
-    password = _keychain_password(url)
-    if password:
-        kwargs["password"] = password
     try:
-        raw = psycopg.connect(url, application_name="callm", **kwargs)
+        try:
+            raw = psycopg.connect(url, application_name="callm", **kwargs)
+        except psycopg.OperationalError as exc:
+            # libpq had no password (PGPASSWORD, ~/.pgpass): the keychain's, asked only now
+            # (opening the keychain costs more than most ledger writes)
+            password = "password" in str(exc) and _keychain_password(url)
+            if not password:
+                raise
+            raw = psycopg.connect(url, application_name="callm", password=password, **kwargs)
     except psycopg.Error as exc:
         from callm.ledger.backend import describe
 
