@@ -4,7 +4,7 @@
 
 _callm_commands() {  # $1: command path
     case "$1" in
-        '') echo 'chat providers models usage' ;;
+        '') echo 'chat providers models usage schema' ;;
         'providers') echo 'add list show remove enable disable set-key catalog verify' ;;
         'models') echo 'sync list show default' ;;
         'usage') echo 'report' ;;
@@ -32,6 +32,7 @@ _callm_options() {  # $1: command path
         'models default') echo '--help -h' ;;
         'usage') echo '--help -h' ;;
         'usage report') echo '--since --until --by --provider --json --csv --help -h' ;;
+        'schema') echo '--help -h' ;;
     esac
 }
 

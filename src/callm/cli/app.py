@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "providers": ("callm.cli.providers", "app", "Register, inspect and verify providers."),
     "models": ("callm.cli.models", "app", "Model lists with prices and context windows."),
     "usage": ("callm.cli.usage", "app", "What your calls cost."),
+    "schema": ("callm.cli.schema", "schema", "Print the JSON Schema of a --json output."),
 }
 
 

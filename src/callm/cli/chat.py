@@ -151,7 +151,10 @@ def _estimate(
     est = estimate(cfg, target.provider, target.model, prompt, spec.max_tokens)
     if print_only:
         if st.out.json_mode:
-            st.out.emit_json({"model": target.model, "provider": target.provider, **_est_dict(est)})
+            from callm.outputs import dump
+
+            est_json = {"model": target.model, "provider": target.provider, **_est_dict(est)}
+            st.out.emit_json(dump("chat-estimate", est_json))
         else:
             st.out.data(_est_line(target.label, est))
         return
@@ -206,7 +209,11 @@ def _run(st: State, spec: "CallSpec") -> "CallOutcome":
     except KeyboardInterrupt:
         _close(sink)
         if st.out.json_mode:
-            st.out.emit_json({"error": {"kind": "interrupted", "message": "interrupted"}})
+            from callm.outputs import dump
+
+            st.out.emit_json(
+                dump("error", {"error": {"kind": "interrupted", "message": "interrupted"}})
+            )
         st.out.stderr.write("\ninterrupted\n")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except PipeClosed:
@@ -236,7 +243,9 @@ def _finish(st: State, o: "CallOutcome") -> int:
 
     err = o.error
     if st.out.json_mode:
-        st.out.emit_json(_json(o))
+        from callm.outputs import dump
+
+        st.out.emit_json(dump("chat", _json(o)))
     if err is not None:  # one line on stderr in every mode; the text that arrived stays
         st.out.stderr.write(f"error: {scrub(err.one_line())}\n")
         if err.hint:

@@ -38,7 +38,9 @@ def sync(
     results = sync_many(st.config(), providers or [], timeout)
     out = st.out
     if out.json_mode:
-        out.emit_json([r.as_dict() for r in results])
+        from callm.outputs import dump
+
+        out.emit_json(dump("models-sync", [r.as_dict() for r in results]))
     else:
         if not results:
             out.info("no enabled providers to sync; add one with `callm providers add NAME`")
@@ -84,7 +86,9 @@ def list_(
     chosen = select(rows(st.config(), provider), capability, sort)
     out = st.out
     if out.json_mode:
-        out.emit_json([r.as_dict() for r in chosen])
+        from callm.outputs import dump
+
+        out.emit_json(dump("models-list", [r.as_dict() for r in chosen]))
         return
     if not chosen:
         out.info("no models match" + (f" for {provider}" if provider else ""))
@@ -144,7 +148,9 @@ def show(
     row = find(st.config(), model)
     d = row.as_dict()
     if st.out.json_mode:
-        st.out.emit_json(d)
+        from callm.outputs import dump
+
+        st.out.emit_json(dump("models-show", d))
         return
     p = d.pop("price") or {}
     extra = d.pop("extra") or {}

@@ -235,7 +235,9 @@ def list_(ctx: typer.Context) -> None:
         )
     out = st.out
     if out.json_mode:
-        out.emit_json(rows)
+        from callm.outputs import dump
+
+        out.emit_json(dump("providers-list", rows))
         return
     if not rows:
         out.info("no providers configured; try `callm providers add openai` (or use `-m sim`)")
@@ -278,7 +280,9 @@ def show(ctx: typer.Context, name: Name) -> None:
         info["key"] = f"(missing: {exc.message})"
     out = st.out
     if out.json_mode:
-        out.emit_json(info)
+        from callm.outputs import dump
+
+        out.emit_json(dump("providers-show", info))
         return
     width = max(len(k) for k in info)
     for k, v in info.items():
