@@ -6,6 +6,7 @@ Every key this process sees is remembered so `scrub()` can remove it from any me
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import threading
@@ -62,10 +63,12 @@ def env_name(provider: str) -> str:
 
 
 def _timeout() -> float:
+    """CALLM_KEYRING_TIMEOUT seconds; unreadable, not finite or not positive: 5."""
     try:
-        return float(os.environ.get("CALLM_KEYRING_TIMEOUT", "5"))
+        value = float(os.environ.get("CALLM_KEYRING_TIMEOUT", "5"))
     except ValueError:
         return 5.0
+    return value if math.isfinite(value) and value > 0 else 5.0
 
 
 def _with_timeout(fn: Callable[[], _T], what: str) -> _T:

@@ -4,12 +4,13 @@
 # compile and evaluate every annotation string (twice) each time it builds a command.
 
 import json
+import math
 import sys
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from callm.cli.context import State, state
+from callm.cli.context import State, number, state
 from callm.errors import EXIT_INTERRUPTED, UsageError
 
 if TYPE_CHECKING:
@@ -39,15 +40,22 @@ def _typed(raw: str) -> Any:
         return low == "true"
     for conv in (int, float):
         try:
-            return conv(raw)
+            value = conv(raw)
         except ValueError:
-            pass
+            continue
+        if not math.isfinite(value):  # JSON has no inf or nan: a request would not parse
+            raise UsageError(f"-o wants a finite number, got {raw!r}")
+        return value
     if raw[:1] in "[{":
         try:
-            return json.loads(raw)
+            return json.loads(raw, parse_constant=_no_constant)
         except ValueError:
             pass
     return raw
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def chat(
@@ -96,6 +104,8 @@ def chat(
     st = state(ctx)
     if json_out:
         st.out.json_mode = True
+    number(temperature, "--temperature")
+    number(max_cost, "--max-cost")
     text = _prompt_text(prompt or [])
     spec = CallSpec(
         model=model,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,6 +13,20 @@ from callm.render.output import Output
 
 if TYPE_CHECKING:
     from callm.config.schema import Config
+
+
+def number(value: float | None, flag: str, *, positive: bool = False) -> float | None:
+    """A number given to `flag`, refused (exit 2) when it is inf or nan, as in the config:
+    `--max-cost nan` would otherwise pass every budget check."""
+    from callm.errors import UsageError
+
+    if value is None:
+        return None
+    if not math.isfinite(value):
+        raise UsageError(f"{flag} must be a finite number, not {value}")
+    if positive and value <= 0:
+        raise UsageError(f"{flag} must be positive, not {value:g}")
+    return value
 
 
 @dataclass

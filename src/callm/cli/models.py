@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from callm.cli.context import state
+from callm.cli.context import number, state
 
 if TYPE_CHECKING:
     from callm.model_query import Row
@@ -29,11 +29,10 @@ def sync(
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds per provider.")] = 30.0,
 ) -> None:
     """Fetch each provider's model list and store it, merged with the built-in catalog."""
-    from callm.errors import EXIT_FAILED, UsageError
+    from callm.errors import EXIT_FAILED
     from callm.sync import sync_many
 
-    if timeout <= 0:
-        raise UsageError("--timeout must be positive")
+    number(timeout, "--timeout", positive=True)
     st = state(ctx)
     results = sync_many(st.config(), providers or [], timeout)
     out = st.out

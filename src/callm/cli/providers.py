@@ -428,10 +428,10 @@ def verify(
     ] = None,
 ) -> None:
     """Check that providers work: key present, endpoint reachable, key accepted."""
+    from callm.cli.context import number
     from callm.cli.verify_view import run_verify
 
-    if timeout <= 0:
-        raise UsageError("--timeout must be positive")
+    number(timeout, "--timeout", positive=True)
     raise typer.Exit(run_verify(state(ctx), names or [], timeout, probe))
 
 

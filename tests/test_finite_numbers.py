@@ -1,0 +1,51 @@
+"""inf and nan are refused wherever callm reads a number from a flag (exit 2, one line), as
+in the config (tests/test_config.py); `--max-cost nan` would otherwise pass every budget."""
+
+from __future__ import annotations
+
+import pytest
+
+from callm.errors import EXIT_USAGE
+from isolation import Cli, IsolatedEnv
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["chat", "-m", "sim", "--max-cost", "nan", "hi"], "--max-cost must be a finite number"),
+        (["chat", "-m", "sim", "--max-cost", "inf", "hi"], "--max-cost must be a finite number"),
+        (["chat", "-m", "sim", "--temperature", "nan", "hi"], "--temperature must be a finite"),
+        (["chat", "-m", "sim", "-o", "length=inf", "hi"], "-o wants a finite number, got 'inf'"),
+        (["chat", "-m", "sim", "-o", "x=-1e999", "hi"], "-o wants a finite number"),
+        (["providers", "verify", "--timeout", "inf"], "--timeout must be a finite number"),
+        (["providers", "verify", "--timeout", "0"], "--timeout must be positive"),
+        (["models", "sync", "--timeout", "nan"], "--timeout must be a finite number, not nan"),
+    ],
+)
+def test_non_finite_flags_are_usage_errors(
+    cli: Cli, isolated_env: IsolatedEnv, args: list[str], said: str
+) -> None:
+    res = cli(*args)
+    assert res.code == EXIT_USAGE, res.output
+    first, *rest = res.stderr.splitlines()
+    assert first.startswith("error: ") and said in first
+    assert all(line.startswith("hint: ") for line in rest)
+    assert res.stdout == ""
+
+
+def test_a_json_option_with_nan_stays_text(cli: Cli, isolated_env: IsolatedEnv) -> None:
+    from callm.cli.chat import parse_options
+
+    assert parse_options(["stop=[NaN]", "n=2", "t=0.5"]) == {"stop": "[NaN]", "n": 2, "t": 0.5}
+
+
+@pytest.mark.parametrize("raw", ["inf", "nan", "-1", "soon"])
+def test_keyring_timeout_from_the_environment_falls_back_to_5_s(
+    monkeypatch: pytest.MonkeyPatch, raw: str
+) -> None:
+    from callm.secrets import _timeout
+
+    monkeypatch.setenv("CALLM_KEYRING_TIMEOUT", raw)
+    assert _timeout() == 5.0
+    monkeypatch.setenv("CALLM_KEYRING_TIMEOUT", "2.5")
+    assert _timeout() == 2.5
