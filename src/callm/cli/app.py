@@ -5,6 +5,7 @@ become exit codes and one-line messages."""
 # compile and evaluate every annotation string (twice) each time it builds a command.
 
 import importlib
+import os
 import sys
 from collections.abc import Callable, Iterator, MutableMapping
 from functools import partial
@@ -185,6 +186,9 @@ def hoist_global_options(args: list[str]) -> list[str]:
 
 
 def run(args: list[str]) -> int:
+    # pydantic looks for plugins (an entry-point scan of every installed package, ~25-50 ms)
+    # when it builds the first model; callm uses none. A value the user set still wins.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     args = hoist_global_options(args)
     try:
         result = app(args=args, prog_name="callm", standalone_mode=False)
