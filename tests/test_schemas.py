@@ -100,6 +100,9 @@ def test_chat_outputs_fit(cli: Cli, two_providers: None) -> None:
     assert broken["error"]["kind"]
     check("chat", broken)
     check("chat-estimate", json_of(cli, "chat", "-m", "lab/sim-small", "--estimate", "hi"))
+    structured = json_of(cli, "chat", "-m", "lab/sim-small", "--schema", "name, age int", "hi")
+    assert isinstance(structured["parsed"]["age"], int)
+    check("chat", structured)
 
 
 def test_error_output_fits(cli: Cli, isolated_env: IsolatedEnv) -> None:

@@ -79,6 +79,7 @@ class ChatOutput(_Out):
     latency_ms: int | None
     ttft_ms: int | None
     attempts: list[ChatAttempt]
+    parsed: Any = None  # with --schema: the reply, parsed and validated
     reasoning: str | None = None
     refusal: str | None = None
     tool_calls: list[ToolCall] | None = None
