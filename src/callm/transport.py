@@ -98,6 +98,10 @@ def _open(req: HttpRequest, t: Timeouts, provider: str | None) -> http11.Reply:
     """Send `req`, following redirects; the reply's head has arrived."""
     method, url = req.method, req.url
     headers, body = _body(req)
+    if req.aws is not None:  # SigV4 covers the exact bytes sent, so it is computed last
+        from callm.aws_auth import sign
+
+        headers = sign(req.aws, method, url, headers, body)
     for _ in range(MAX_REDIRECTS + 1):
         try:
             reply = http11.request(_pool, method, url, headers, body, t.connect, t.read)

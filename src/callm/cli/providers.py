@@ -93,6 +93,12 @@ def add(
         str | None,
         typer.Option("--api-version", metavar="VERSION", help="azure-openai api-version."),
     ] = None,
+    region: Annotated[
+        str | None, typer.Option("--region", metavar="REGION", help="bedrock: AWS region.")
+    ] = None,
+    profile: Annotated[
+        str | None, typer.Option("--profile", metavar="NAME", help="bedrock: AWS profile.")
+    ] = None,
     no_verify: Annotated[
         bool, typer.Option("--no-verify", help="Save without checking the endpoint.")
     ] = False,
@@ -120,7 +126,7 @@ def add(
         )
     drv = driver or t.driver  # type: ignore[union-attr]
     url = base_url or (t.base_url if t and t.driver == drv else None)
-    if not url and drv not in ("sim",):
+    if not url and drv not in ("sim", "bedrock"):  # bedrock: the region names the host
         raise UsageError(f"driver {drv} has no default base URL: pass --base-url")
     keyless = drv == "sim" or (t is not None and t.key == "none")  # unless told otherwise
     key_mode = "none" if no_key or (keyless and not (key_stdin or key_env)) else "keychain"
@@ -133,6 +139,8 @@ def add(
             headers=_parse_headers(header or []),
             default_model=default_model or (t.default_model if t else None),
             api_version=api_version,
+            region=region,
+            profile=profile,
         )
     except SchemaError as exc:
         raise UsageError(exc.first) from None
@@ -142,7 +150,7 @@ def add(
         from callm.secrets import read_key_stdin
 
         new_key = read_key_stdin(sys.stdin)
-    elif key_mode == "keychain" and not key_env and _stdin_isatty():
+    elif key_mode == "keychain" and not key_env and drv != "bedrock" and _stdin_isatty():
         new_key = _prompt_key(name)
 
     if not no_verify:

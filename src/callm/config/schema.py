@@ -253,6 +253,10 @@ class ProviderConfig(_Section):
     headers: dict[str, str] = field(default_factory=dict, metadata=_checks(_table_of(_str)))
     models: list[str] | None = field(default=None, metadata=_checks(_optional(_list_of(_str))))
     api_version: str | None = field(default=None, metadata=_checks(_optional(_str)))  # azure-openai
+    # bedrock: AWS region, profile (credential chain), and an endpoint other than AWS's own
+    region: str | None = field(default=None, metadata=_checks(_optional(_str)))
+    profile: str | None = field(default=None, metadata=_checks(_optional(_str)))
+    endpoint_url: str | None = field(default=None, metadata=_checks(_optional(_url)))
 
 
 @dataclass(frozen=True)
