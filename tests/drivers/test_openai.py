@@ -483,3 +483,15 @@ def test_unreadable_listing_is_a_bad_response() -> None:
         COMPAT.parse_models(EP, b'{"object": "list"}')
     with pytest.raises(BadResponseError):
         COMPAT.parse_models(EP, b"<html>")
+
+
+def test_github_models_lists_its_catalog() -> None:
+    from callm.drivers.openai import OpenAICompatibleDriver
+
+    ep = Endpoint("github", "openai-compatible", "https://models.github.ai/inference", key="gh-x")
+    r = OpenAICompatibleDriver().models_request(ep)
+    assert r.url == "https://models.github.ai/catalog/models"
+    assert r.headers["Authorization"] == "Bearer gh-x"
+    body = b'[{"id": "openai/gpt-4.1", "name": "OpenAI GPT-4.1", "publisher": "OpenAI"}]'
+    models, nxt = OpenAICompatibleDriver().parse_models(ep, body)
+    assert [m.id for m in models] == ["openai/gpt-4.1"] and nxt is None
