@@ -311,3 +311,20 @@ def test_without_botocore_a_one_line_hint(aws: FakeBedrock, isolated_env: Isolat
     assert "pip install 'callm[bedrock]'" in p.stderr
     assert "Traceback" not in p.stderr
     assert not aws.seen
+
+
+def test_providers_add_bedrock_needs_no_url(cli: Cli, isolated_env: IsolatedEnv) -> None:
+    isolated_env.write_config("")
+    r = cli(
+        "providers", "add", "bedrock", "--region", "eu-central-1", "--profile", "ci", "--no-verify"
+    )
+    assert r.code == 0, r.output
+    text = isolated_env.config_path.read_text()
+    assert 'driver = "bedrock"' in text and 'region = "eu-central-1"' in text
+    assert 'profile = "ci"' in text and "base_url" not in text
+    r = cli(
+        "providers", "add", "bedrock2", "--driver", "bedrock", "--region", "eu/../x", "--no-verify"
+    )
+    assert r.code == 0  # the config takes any string; the call refuses it:
+    r = cli("chat", "-m", "bedrock2/amazon.nova-lite-v1:0", "hi")
+    assert r.code == 2 and "bad AWS region" in r.stderr

@@ -405,7 +405,8 @@ def catalog_(ctx: typer.Context) -> None:
             [
                 t.name,
                 t.driver,
-                t.base_url or "(your resource URL)",
+                t.base_url
+                or ("bedrock-runtime.REGION" if t.driver == "bedrock" else "(your resource URL)"),
                 " / ".join(t.key_env) or "-",
                 t.default_model or "-",
                 t.docs_url,
