@@ -355,3 +355,15 @@ def test_foundation_models_then_profile_pages() -> None:
     assert D.models_request(EP, token).url.endswith("&nextToken=abc%3D")
     models, token = D.parse_models(EP, json.dumps(profiles_page(["x"])).encode())
     assert token is None
+
+
+def test_a_signature_error_keeps_its_first_paragraph() -> None:
+    body = json.dumps(
+        {
+            "message": "The request signature we calculated does not match the signature you "
+            "provided.\n\nThe Canonical String for this request should have been\n'POST\n/model'"
+        }
+    ).encode()
+    err = D.parse_error(403, {"x-amzn-ErrorType": "InvalidSignatureException"}, body)
+    assert isinstance(err, AuthError)
+    assert "\n" not in err.message and err.message.endswith("you provided.")

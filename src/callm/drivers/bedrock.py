@@ -122,7 +122,8 @@ def bedrock_error(
     """An AWS error (HTTP reply or in-stream exception) as a canonical error."""
     kind = _kind(etype)
     status = status if status and status >= 400 else _STATUS.get(kind, 500)
-    msg = message or etype or f"HTTP {status}"
+    # AWS appends the canonical request to a signature error after a blank line: keep line one
+    msg = (message or "").split("\n\n", 1)[0].strip() or etype or f"HTTP {status}"
     if kind in ("accessdenied", "unrecognizedclient", "invalidsignature", "expiredtoken"):
         return AuthError(msg, status=status)
     if kind in ("incompletesignature", "missingauthenticationtoken"):
