@@ -175,8 +175,9 @@ def sigv4_problem(
     signed = m["signed"].split(";")
     if "host" not in signed or "x-amz-date" not in signed:
         return "host and x-amz-date must be signed"
-    if lower.get("content-type") and "content-type" not in signed:
-        return "content-type was sent but not signed"
+    for name in ("content-type", "x-amz-security-token"):
+        if lower.get(name) and name not in signed:
+            return f"{name} was sent but not signed"
     url = f"http://{lower['host']}{path}"
     request = AWSRequest(method=method, url=url, data=body, headers={h: lower[h] for h in signed})
     request.context["timestamp"] = lower["x-amz-date"]

@@ -328,3 +328,23 @@ def test_providers_add_bedrock_needs_no_url(cli: Cli, isolated_env: IsolatedEnv)
     assert r.code == 0  # the config takes any string; the call refuses it:
     r = cli("chat", "-m", "bedrock2/amazon.nova-lite-v1:0", "hi")
     assert r.code == 2 and "bad AWS region" in r.stderr
+
+
+def test_temporary_credentials_sign_their_session_token(
+    cli: Cli, aws: FakeBedrock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = "FwoGZXIvYXdzEFAKE-session-token-for-tests-0000000000"
+    monkeypatch.setenv("AWS_SESSION_TOKEN", token)
+    aws.streams.append(Stream(text_stream("temporary")))
+    r = cli("chat", "-m", f"bedrock/{MODEL}", "hi")
+    assert r.code == 0, r.output
+    seen = aws.seen[0]
+    assert seen.refused is None and seen.headers["X-Amz-Security-Token"] == token
+    # and a refused request never shows the token or the secret
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "another-wrong-secret-000000000000000000")
+    from callm import aws_auth
+
+    aws_auth.reset()  # a process keeps the credentials it loaded: start afresh, as a new one
+    r = cli("chat", "-m", f"bedrock/{MODEL}", "--verbose", "hi")
+    assert r.code == 3, r.output
+    assert token not in r.output and "another-wrong-secret" not in r.output

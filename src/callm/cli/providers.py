@@ -169,8 +169,15 @@ def add(
             {"added": name, "driver": drv, "base_url": url, "key_source": _source(name, pc)}
         )
         return
-    out.info(f"added {name} ({drv}, {url or 'local'}); key: {_source(name, pc)}")
-    if key_mode == "keychain" and not key_env and not new_key:
+    where = url or (f"region {region or 'from the AWS config'}" if drv == "bedrock" else "local")
+    out.info(f"added {name} ({drv}, {where}); key: {_source(name, pc)}")
+    if drv == "bedrock" and not key_env and not new_key:
+        out.info(
+            "requests are signed with AWS credentials (environment, profile, SSO, roles) "
+            f"unless a Bedrock API key is set: AWS_BEARER_TOKEN_BEDROCK or `callm providers "
+            f"set-key {name}`"
+        )
+    elif key_mode == "keychain" and not key_env and not new_key:
         from callm.secrets import env_name
 
         vars_ = " or ".join(_vendor_vars(name)) or env_name(name)
@@ -215,7 +222,7 @@ def _source(name: str, pc: "ProviderConfig") -> str:
         return f"env {env_name(name)}"
     if pc.key == "none":
         return "none"
-    return "keychain"
+    return "keychain, else AWS credentials" if pc.driver == "bedrock" else "keychain"
 
 
 @app.command("list")
@@ -284,7 +291,10 @@ def show(ctx: typer.Context, name: Name) -> None:
         key = resolve_key(name, key_mode=pc.key, key_env=pc.key_env, vendor_vars=_vendor_vars(name))
         info["key"] = mask(key) if key else "(none needed)"
     except CallmError as exc:
-        info["key"] = f"(missing: {exc.message})"
+        aws = pc.driver == "bedrock" and not pc.key_env
+        info["key"] = (
+            "(none: AWS credentials sign the requests)" if aws else f"(missing: {exc.message})"
+        )
     out = st.out
     if out.json_mode:
         out.emit_json(info)
