@@ -87,8 +87,9 @@ def credentials(profile: str | None, provider: str | None = None) -> Any:
 
     session = _session(profile)
     try:
-        creds = session.get_credentials()
-        frozen = creds.get_frozen_credentials() if creds is not None else None
+        with _lock:  # verify checks providers in threads; the chain runs once per profile
+            creds = session.get_credentials()
+            frozen = creds.get_frozen_credentials() if creds is not None else None
     except Exception as exc:  # botocore's errors: ProfileNotFound, SSO token expired, ...
         if type(exc).__name__ == "ProfileNotFound":
             raise _config_problem(exc, profile) from None
