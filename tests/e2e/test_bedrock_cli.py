@@ -325,9 +325,17 @@ def test_providers_add_bedrock_needs_no_url(cli: Cli, isolated_env: IsolatedEnv)
     r = cli(
         "providers", "add", "bedrock2", "--driver", "bedrock", "--region", "eu/../x", "--no-verify"
     )
-    assert r.code == 0  # the config takes any string; the call refuses it:
-    r = cli("chat", "-m", "bedrock2/amazon.nova-lite-v1:0", "hi")
+    assert r.code == 2 and "region must be an AWS region" in r.stderr, r.output
+
+
+def test_a_bad_region_from_the_environment_is_refused(
+    cli: Cli, aws: FakeBedrock, isolated_env: IsolatedEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    isolated_env.write_config('[providers.bedrock]\ndriver = "bedrock"\n')
+    monkeypatch.setenv("AWS_REGION", "evil.example.com/x")
+    r = cli("chat", "-m", "bedrock/amazon.nova-lite-v1:0", "hi")
     assert r.code == 2 and "bad AWS region" in r.stderr
+    assert not aws.seen
 
 
 def test_temporary_credentials_sign_their_session_token(
