@@ -202,6 +202,7 @@ class Stream:
     frames: list[bytes]
     chunk: int = 0
     status: int = 200
+    content_type: str = "application/vnd.amazon.eventstream"
 
 
 @dataclass
@@ -333,7 +334,7 @@ class FakeBedrock:
             def _stream(self, s: Stream) -> None:
                 data = b"".join(s.frames)
                 self.send_response(s.status)
-                self.send_header("Content-Type", "application/vnd.amazon.eventstream")
+                self.send_header("Content-Type", s.content_type)
                 self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
                 step = s.chunk or len(data) or 1

@@ -356,3 +356,15 @@ def test_temporary_credentials_sign_their_session_token(
     r = cli("chat", "-m", f"bedrock/{MODEL}", "--verbose", "hi")
     assert r.code == 3, r.output
     assert token not in r.output and "another-wrong-secret" not in r.output
+
+
+def test_a_json_reply_on_the_stream_route_is_read_as_a_reply(cli: Cli, aws: FakeBedrock) -> None:
+    """A proxy or stub that ignores streaming and answers with the Converse JSON."""
+    aws.streams.append(
+        Stream(
+            [json.dumps(converse_reply("whole reply")).encode()], content_type="application/json"
+        )
+    )
+    r = cli("chat", "-m", f"bedrock/{MODEL}", "hi")
+    assert r.code == 0, r.output
+    assert r.stdout.strip() == "whole reply"

@@ -174,7 +174,7 @@ def _usage(u: Mapping[str, Any]) -> Usage:
 class BedrockStreamParser:
     """ConverseStream event-stream frames -> canonical events."""
 
-    __slots__ = ("_buffer", "_error", "_fed", "_read", "_tool_index")
+    __slots__ = ("_buffer", "_error", "_fed", "_json", "_read", "_tool_index")
 
     def __init__(self) -> None:
         from callm.aws_auth import need_botocore
@@ -187,10 +187,16 @@ class BedrockStreamParser:
         self._read = 0  # bytes of the complete frames taken out of it
         self._tool_index: dict[int, int] = {}  # content block index -> tool call ordinal
         self._error: CallmError | None = None
+        # A body starting with "{" is JSON, not frames (a frame this long would be > 2 GB): a
+        # server that ignored the stream, whose whole reply the engine reads as such.
+        self._json = False
 
     def feed(self, data: bytes) -> list[StreamEvent]:
         if self._error:
             raise self._error
+        if self._json or (self._fed == 0 and data[:1] == b"{"):
+            self._json = True
+            return []
         out: list[StreamEvent] = []
         try:
             self._buffer.add_data(data)
