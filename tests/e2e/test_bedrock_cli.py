@@ -267,7 +267,7 @@ def test_verify_and_sync_use_the_control_plane(cli: Cli, aws: FakeBedrock) -> No
     ]
     r = cli("providers", "verify", "bedrock", "--json")
     assert r.code == 0, r.output
-    (row,) = json.loads(r.stdout)["results"] if "results" in r.stdout else json.loads(r.stdout)
+    (row,) = json.loads(r.stdout)
     assert row["ok"] is True and row["models"] == 4  # 2 text models + 2 profiles
     paths = [s.path for s in aws.seen]
     assert paths[:3] == [
@@ -368,3 +368,17 @@ def test_a_json_reply_on_the_stream_route_is_read_as_a_reply(cli: Cli, aws: Fake
     r = cli("chat", "-m", f"bedrock/{MODEL}", "hi")
     assert r.code == 0, r.output
     assert r.stdout.strip() == "whole reply"
+
+
+def test_a_separate_process_streams_and_does_not(cli: Cli, aws: FakeBedrock) -> None:
+    """The way users run it: a fresh `python -m callm` that loads botocore and the chain."""
+    aws.streams.append(Stream(text_stream("from", " a", " process")))
+    aws.replies.append((200, converse_reply("not streamed"), {}))
+    r = cli.sub("chat", "-m", f"bedrock/{MODEL}", "hi")
+    assert r.code == 0, r.output
+    assert r.stdout.strip() == "from a process"
+    r = cli.sub("chat", "-m", f"bedrock/{MODEL}", "--no-stream", "hi")
+    assert r.code == 0, r.output
+    assert r.stdout.strip() == "not streamed"
+    assert [s.refused for s in aws.seen] == [None, None]
+    _clean(r.output)
