@@ -22,6 +22,7 @@ from callm.errors import (
     OverloadedError,
     RateLimitError,
     ServerError,
+    UsageError,
 )
 from callm.types import (
     AwsSigning,
@@ -367,3 +368,10 @@ def test_a_signature_error_keeps_its_first_paragraph() -> None:
     err = D.parse_error(403, {"x-amzn-ErrorType": "InvalidSignatureException"}, body)
     assert isinstance(err, AuthError)
     assert "\n" not in err.message and err.message.endswith("you provided.")
+
+
+def test_inference_options_given_as_strings_are_typed() -> None:
+    body = D.chat_request(EP, _req(options={"top_p": "0.5", "max_tokens": "64"})).json
+    assert body["inferenceConfig"] == {"topP": 0.5, "maxTokens": 64}
+    with pytest.raises(UsageError, match="topP must be a number"):
+        D.chat_request(EP, _req(options={"top_p": "high"}))
