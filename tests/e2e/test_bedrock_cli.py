@@ -382,3 +382,14 @@ def test_a_separate_process_streams_and_does_not(cli: Cli, aws: FakeBedrock) -> 
     assert r.stdout.strip() == "not streamed"
     assert [s.refused for s in aws.seen] == [None, None]
     _clean(r.output)
+
+
+def test_a_stream_that_ends_inside_a_frame_keeps_its_text(cli: Cli, aws: FakeBedrock) -> None:
+    frames = text_stream("Cut", " short")
+    frames[3] = frames[3][:-9]  # the server stops sending in the middle of a frame
+    aws.streams.append(Stream(frames[:4]))
+    r = cli("chat", "-m", f"bedrock/{MODEL}", "--json", "hi")
+    assert r.code == 1, r.output
+    obj = json.loads(r.stdout)
+    assert obj["error"]["kind"] == "mid_stream" and obj["text"] == "Cut short"
+    assert "inside a frame" in r.stderr
