@@ -375,3 +375,16 @@ def test_inference_options_given_as_strings_are_typed() -> None:
     assert body["inferenceConfig"] == {"topP": 0.5, "maxTokens": 64}
     with pytest.raises(UsageError, match="topP must be a number"):
         D.chat_request(EP, _req(options={"top_p": "high"}))
+
+
+def test_control_plane_for_fips_vpc_and_gateways() -> None:
+    fips = "https://bedrock-runtime-fips.us-east-1.amazonaws.com"
+    assert control_plane(fips) == "https://bedrock-fips.us-east-1.amazonaws.com"
+    vpce = "https://vpce-0a1.bedrock-runtime.eu-west-1.vpce.amazonaws.com"
+    assert control_plane(vpce) == "https://vpce-0a1.bedrock.eu-west-1.vpce.amazonaws.com"
+    ep = Endpoint("gw", "bedrock", "https://gw.example/aws?tenant=7", region="us-east-1")
+    assert D.models_request(ep).url == "https://gw.example/aws/foundation-models?tenant=7"
+    assert D.chat_request(ep, _req()).url == (
+        "https://gw.example/aws/model/anthropic.claude-haiku-4-5-20251001-v1%3A0/converse-stream"
+        "?tenant=7"
+    )

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from callm.drivers.base import body_text, loads, reads_error_body, reads_json
+from callm.drivers.base import body_text, join_url, loads, reads_error_body, reads_json
 from callm.drivers.bedrock_events import FINISH, BedrockStreamParser, bedrock_error, converse_usage
 from callm.errors import BadResponseError, CallmError, UsageError
 from callm.types import (
@@ -127,15 +127,16 @@ def _options(body: dict[str, Any], inference: dict[str, Any], options: Mapping[s
 
 
 def control_plane(base_url: str) -> str:
-    """bedrock-runtime.REGION.amazonaws.com -> bedrock.REGION.amazonaws.com; any other
-    endpoint_url (a test server, a proxy) serves both."""
+    """bedrock-runtime[-fips].REGION.amazonaws.com -> bedrock[-fips].REGION.amazonaws.com
+    (VPC endpoint names too); any other endpoint_url (a proxy, a test server) serves both."""
     parts = urlsplit(base_url)
-    host = parts.netloc
-    if host.startswith("bedrock-runtime."):
-        host = "bedrock." + host[len("bedrock-runtime.") :]
-    elif ".bedrock-runtime." in host:  # bedrock-runtime-fips, VPC endpoint names
-        host = host.replace(".bedrock-runtime.", ".bedrock.")
-    return f"{parts.scheme}://{host}{parts.path.rstrip('/')}"
+    labels = parts.netloc.split(".")
+    for i, label in enumerate(labels):
+        if label in ("bedrock-runtime", "bedrock-runtime-fips"):
+            labels[i] = label.replace("bedrock-runtime", "bedrock")
+            break
+    query = f"?{parts.query}" if parts.query else ""
+    return f"{parts.scheme}://{'.'.join(labels)}{parts.path.rstrip('/')}{query}"
 
 
 class BedrockDriver:
@@ -168,7 +169,7 @@ class BedrockDriver:
         if inference:
             body["inferenceConfig"] = inference
         op = "converse-stream" if req.stream else "converse"
-        url = f"{ep.base_url.rstrip('/')}/model/{quote(req.model, safe='')}/{op}"
+        url = join_url(ep.base_url, f"model/{quote(req.model, safe='')}/{op}")
         http = self._request(ep, "POST", url, body)
         if req.stream:
             http.headers["Accept"] = "application/vnd.amazon.eventstream"
@@ -232,12 +233,12 @@ class BedrockDriver:
         the inference profiles (the ids cross-region calls take)."""
         base = control_plane(ep.base_url)
         if page_token is None:
-            return self._request(ep, "GET", f"{base}/foundation-models")
+            return self._request(ep, "GET", join_url(base, "foundation-models"))
         nxt = page_token.partition(":")[2]
-        url = f"{base}/inference-profiles?maxResults=1000"
+        path = "inference-profiles?maxResults=1000"
         if nxt:
-            url += "&nextToken=" + quote(nxt, safe="")
-        return self._request(ep, "GET", url)
+            path += "&nextToken=" + quote(nxt, safe="")
+        return self._request(ep, "GET", join_url(base, path))
 
     @reads_json
     def parse_models(self, ep: Endpoint, body: bytes) -> tuple[list[ModelInfo], str | None]:
