@@ -5,7 +5,7 @@ as `us.anthropic....` and ARNs alike). Streams are AWS event-stream frames
 (application/vnd.amazon.eventstream), read in bedrock_events.py.
 
 Auth is not built here: with a key (a Bedrock API key) the request carries it as Bearer;
-without one it is marked for SigV4 and transport.py signs it (callm.aws_auth) right before
+without one it is marked for SigV4 and callm.transport signs it (callm.aws_auth) right before
 sending, when the final bytes are known. Model listing is the control plane
 (bedrock.REGION.amazonaws.com): ListFoundationModels, then ListInferenceProfiles."""
 
