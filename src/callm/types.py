@@ -61,7 +61,7 @@ class Endpoint:
 @dataclass(frozen=True, slots=True)
 class AwsSigning:
     """Sign with AWS SigV4 (callm.aws_auth) right before sending: the signature covers the
-    final URL, headers and body bytes, which only transport.py knows."""
+    final URL, headers and body bytes, which only callm.transport knows."""
 
     region: str
     service: str = "bedrock"
