@@ -388,3 +388,24 @@ def test_control_plane_for_fips_vpc_and_gateways() -> None:
         "https://gw.example/aws/model/anthropic.claude-haiku-4-5-20251001-v1%3A0/converse-stream"
         "?tenant=7"
     )
+
+
+def test_attachments_and_schema() -> None:
+    from callm.types import Attachment
+
+    png = Attachment("chart.png", "image/png", b"\x89PNG\r\n\x1a\nfake")
+    pdf = Attachment("Q3 report (final).v2.pdf", "application/pdf", b"%PDF-1.7 fake")
+    txt = Attachment("notes.txt", "text/plain", b"hello")
+    schema = {"type": "object", "properties": {"a": {"type": "string"}}}
+    req = _req(attachments=(png, pdf, txt), schema=schema, stream=False)
+    body = D.chat_request(EP, req).json
+    (turn,) = body["messages"]
+    image, doc, text_doc, prompt = turn["content"]
+    assert image == {"image": {"format": "png", "source": {"bytes": "iVBORw0KGgpmYWtl"}}}
+    assert doc["document"]["format"] == "pdf"
+    assert doc["document"]["name"] == "Q3 report (final)-v2-pdf"
+    assert text_doc["document"]["format"] == "txt" and text_doc["document"]["name"] == "notes-txt"
+    assert prompt == {"text": "Hi"}
+    assert json.loads(body["outputConfig"]["textFormat"]["structure"]["jsonSchema"]["schema"]) == (
+        schema
+    )

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from callm.drivers import parts
 from callm.drivers.base import body_text, join_url, loads, reads_error_body, reads_json
 from callm.drivers.bedrock_events import FINISH, BedrockStreamParser, bedrock_error, converse_usage
 from callm.errors import BadResponseError, CallmError, UsageError
@@ -102,17 +103,7 @@ def _options(body: dict[str, Any], inference: dict[str, Any], options: Mapping[s
         if key in _INFERENCE:
             inference[_INFERENCE[key]] = _inference_value(_INFERENCE[key], value)
         elif key == "json_schema":  # structured output: the reply's text follows the schema
-            body["outputConfig"] = {
-                "textFormat": {
-                    "type": "json_schema",
-                    "structure": {
-                        "jsonSchema": {
-                            "schema": value if isinstance(value, str) else json.dumps(value),
-                            "name": "reply",
-                        }
-                    },
-                }
-            }
+            body["outputConfig"] = output_config(value)
         elif key in _TOP_LEVEL:
             if key == "inferenceConfig" and isinstance(value, dict):
                 inference.update(value)
@@ -124,6 +115,13 @@ def _options(body: dict[str, Any], inference: dict[str, Any], options: Mapping[s
             extra[key] = value
     if extra:
         body["additionalModelRequestFields"] = extra
+
+
+def output_config(schema: Any) -> dict[str, Any]:
+    """Structured output (--schema, or -o json_schema): Converse takes the schema as text."""
+    text = schema if isinstance(schema, str) else json.dumps(schema)
+    fmt = {"type": "json_schema", "structure": {"jsonSchema": {"schema": text, "name": "reply"}}}
+    return {"textFormat": fmt}
 
 
 def control_plane(base_url: str) -> str:
@@ -157,9 +155,13 @@ class BedrockDriver:
 
     def chat_request(self, ep: Endpoint, req: ChatRequest) -> HttpRequest:
         system, messages = _messages(req)
+        if req.attachments:
+            parts.bedrock(messages, req.attachments)
         body: dict[str, Any] = {"messages": messages}
         if system:
             body["system"] = system
+        if req.schema is not None:
+            body["outputConfig"] = output_config(req.schema)
         inference: dict[str, Any] = {}
         if req.max_tokens:
             inference["maxTokens"] = req.max_tokens
