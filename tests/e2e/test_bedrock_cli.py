@@ -393,3 +393,26 @@ def test_a_stream_that_ends_inside_a_frame_keeps_its_text(cli: Cli, aws: FakeBed
     obj = json.loads(r.stdout)
     assert obj["error"]["kind"] == "mid_stream" and obj["text"] == "Cut short"
     assert "inside a frame" in r.stderr
+
+
+def test_an_attachment_and_a_schema_reach_converse(
+    cli: Cli, aws: FakeBedrock, isolated_env: IsolatedEnv
+) -> None:
+    img = isolated_env.home / "dot.png"
+    img.write_bytes(
+        bytes.fromhex(
+            "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+            "1f15c4890000000d4944415478da63f8cfc0f01f0005000201e221bc330000000049454e44ae426082"
+        )
+    )
+    aws.replies.append((200, converse_reply('{"a": "dot"}'), {}))
+    r = cli(
+        "chat", "-m", f"bedrock/{MODEL}", "--no-stream", "-a", str(img),
+        "--schema", '{"type": "object", "properties": {"a": {"type": "string"}}}', "what?",
+    )  # fmt: skip
+    assert r.code == 0, r.output
+    body = aws.seen[0].json()
+    image, prompt = body["messages"][0]["content"]
+    assert image["image"]["format"] == "png" and prompt == {"text": "what?"}
+    assert "jsonSchema" in body["outputConfig"]["textFormat"]["structure"]
+    assert aws.seen[0].refused is None
