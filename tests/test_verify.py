@@ -16,10 +16,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from isolation import CALLM
 from loopback import Loopback, Reply, closed_port, json_reply
 
 FAKE_KEY = "sk-test-FAKE0000000000000000"
-CALLM = "/work/venv/bin/callm"
 MODELS = {"object": "list", "data": [{"id": "gpt-6-luna", "object": "model"}, {"id": "m2"}]}
 CHAT = {
     "id": "chatcmpl-1",
