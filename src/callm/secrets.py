@@ -10,10 +10,11 @@ import os
 import re
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TypeVar
 
-from callm.errors import ConfigError, KeychainError, MissingKeyError
+from callm.errors import ConfigError, KeychainError, MissingKeyError, UsageError
 
 SERVICE = "callm"
 _T = TypeVar("_T")
@@ -62,10 +63,16 @@ def env_name(provider: str) -> str:
 
 
 def _timeout() -> float:
+    """CALLM_KEYRING_TIMEOUT seconds (default 5); anything but a positive finite number is
+    a usage error, not a thread that waits forever or a crash."""
+    raw = os.environ.get("CALLM_KEYRING_TIMEOUT", "5")
     try:
-        return float(os.environ.get("CALLM_KEYRING_TIMEOUT", "5"))
+        value = float(raw)
     except ValueError:
-        return 5.0
+        value = float("nan")
+    if not (0 < value < 86400):
+        raise UsageError(f"CALLM_KEYRING_TIMEOUT must be a number of seconds above 0, got {raw!r}")
+    return value
 
 
 def _with_timeout(fn: Callable[[], _T], what: str) -> _T:
@@ -78,12 +85,13 @@ def _with_timeout(fn: Callable[[], _T], what: str) -> _T:
         except BaseException as exc:
             box["error"] = exc
 
+    timeout = _timeout()
     t = threading.Thread(target=target, name="callm-keyring", daemon=True)
     t.start()
-    t.join(_timeout())
+    t.join(timeout)
     if t.is_alive():
         raise KeychainError(
-            f"the OS keychain did not answer within {_timeout():g} s while {what}",
+            f"the OS keychain did not answer within {timeout:g} s while {what}",
             hint="unlock it, or set the key in an environment variable (key_env)",
         )
     if "error" in box:
@@ -97,6 +105,24 @@ def _with_timeout(fn: Callable[[], _T], what: str) -> _T:
     return box.get("value")  # type: ignore[return-value]
 
 
+def _plain_text(kr: object) -> bool:
+    """A backend that keeps keys in a readable file (keyrings.alt's PlaintextKeyring, ...)."""
+    kinds = [kr, *getattr(kr, "backends", ())]  # a ChainerBackend writes to its first
+    return any("plaintext" in type(k).__name__.lower() for k in kinds[:2])
+
+
+def _chosen_explicitly() -> bool:
+    """The user named the backend: PYTHON_KEYRING_BACKEND or keyringrc.cfg's default-keyring."""
+    if os.environ.get("PYTHON_KEYRING_BACKEND"):
+        return True
+    from keyring.core import load_config
+
+    try:
+        return load_config() is not None
+    except Exception:  # a broken keyringrc: keyring itself falls back to its own choice
+        return False
+
+
 def _backend() -> object:
     import keyring
     from keyring.backends import fail
@@ -108,7 +134,29 @@ def _backend() -> object:
             "no OS keychain is available here",
             hint='set key_env = "VAR" for the provider, or CALLM_<NAME>_API_KEY',
         )
+    if _plain_text(kr) and not _chosen_explicitly():
+        raise KeychainError(
+            f"the only keyring backend here ({kr.name}) keeps keys in a plain-text file",
+            hint="set key_env for the provider, or choose it knowingly: "
+            f"PYTHON_KEYRING_BACKEND={name}",
+        )
     return kr
+
+
+def backend_label() -> str:
+    """How `set-key` names where the key went: the OS keychain, or a plain-text file."""
+    kr = _backend()
+    where = "a plain-text file" if _plain_text(kr) else "the OS keychain"
+    return f"{where} ({getattr(kr, 'name', type(kr).__name__)})"
+
+
+def _keychain_lock() -> AbstractContextManager[None]:
+    """Writes hold a lock: a file backend rewrites its whole file, so two concurrent
+    writers would drop each other's keys."""
+    from callm.locking import dir_lock
+    from callm.paths import data_dir
+
+    return dir_lock(data_dir(), "the keychain")
 
 
 def keychain_get(provider: str) -> str | None:
@@ -128,7 +176,9 @@ def keychain_set(provider: str, key: str) -> None:
         kr.set_password(SERVICE, provider, key)  # type: ignore[attr-defined]
         return kr.get_password(SERVICE, provider)  # type: ignore[attr-defined]
 
-    if _with_timeout(put, "storing a key") != key:
+    with _keychain_lock():
+        kept = _with_timeout(put, "storing a key")
+    if kept != key:
         raise KeychainError(
             "the OS keychain accepted the key but did not keep it",
             hint='set key_env = "VAR" for the provider instead',
@@ -148,7 +198,8 @@ def keychain_delete(provider: str) -> bool:
             return False
         return True
 
-    return _with_timeout(delete, "deleting a key")
+    with _keychain_lock():
+        return _with_timeout(delete, "deleting a key")
 
 
 def keychain_name() -> str:

@@ -25,8 +25,10 @@ def _stdin_isatty() -> bool:
     return sys.stdin is not None and sys.stdin.isatty()
 
 
-def _configured(st: State, name: str) -> "tuple[Config, ProviderConfig]":
-    cfg = st.config()
+def _configured(
+    st: State, name: str, cfg: "Config | None" = None
+) -> "tuple[Config, ProviderConfig]":
+    cfg = cfg or st.config()
     pc = cfg.providers.get(name)
     if pc is None:
         known = ", ".join(sorted(cfg.providers)) or "none configured"
@@ -109,9 +111,8 @@ def add(
         raise UsageError(str(exc)) from None
     if sum([bool(key_env), key_stdin, no_key]) > 1:
         raise UsageError("use only one of --key-env, --key-stdin, --no-key")
-    cfg = st.config()
-    if name in cfg.providers and not force:
-        raise UsageError(f"provider {name!r} already exists", hint="add --force to replace it")
+    cfg = st.config(creating=True)
+    _refuse_replacing(cfg, name, force)
     t = template(name)
     if t is None and not driver:
         raise UsageError(
@@ -148,13 +149,15 @@ def add(
     if not no_verify:
         _verify_new(st, name, pc, new_key)
 
-    if new_key:
-        from callm.secrets import keychain_set
+    def change(now: "Config") -> "Config":
+        _refuse_replacing(now, name, force)  # another callm may have added it meanwhile
+        if new_key:
+            from callm.secrets import keychain_set
 
-        keychain_set(name, new_key)
-    providers = dict(cfg.providers)
-    providers[name] = pc
-    st.save(replace(cfg, providers=providers))
+            keychain_set(name, new_key)
+        return replace(now, providers={**now.providers, name: pc})
+
+    st.update(change)
     out = st.out
     if out.json_mode:
         out.emit_json(
@@ -167,6 +170,17 @@ def add(
 
         vars_ = " or ".join(_vendor_vars(name)) or env_name(name)
         out.info(f"no key stored: callm will read {vars_}, or run `callm providers set-key {name}`")
+
+
+def _refuse_replacing(cfg: "Config", name: str, force: bool) -> None:
+    if force:
+        return
+    if name in cfg.providers:
+        raise UsageError(f"provider {name!r} already exists", hint="add --force to replace it")
+    if name == "sim":
+        raise UsageError(
+            "'sim' is the built-in simulator", hint="add --force to replace it with your own"
+        )
 
 
 def _verify_new(st: State, name: str, pc: "ProviderConfig", key: str | None) -> None:
@@ -294,14 +308,15 @@ def remove(
 ) -> None:
     """Remove a provider and delete its keychain entry."""
     st = state(ctx)
-    cfg, pc = _configured(st, name)
+    _cfg, pc = _configured(st, name)
     if not yes:
         if not _stdin_isatty():
             raise UsageError(f"refusing to remove {name} without confirmation", hint="add --yes")
         if not typer.confirm(f"Remove provider {name} and its stored key?", default=False):
             raise typer.Exit(1)
-    providers = {k: v for k, v in cfg.providers.items() if k != name}
-    st.save(replace(cfg, providers=providers))
+    st.update(
+        lambda now: replace(now, providers={k: v for k, v in now.providers.items() if k != name})
+    )
     deleted = _delete_key(st, name) if pc.key == "keychain" else False
     if st.out.json_mode:
         st.out.emit_json({"removed": name, "key_deleted": deleted})
@@ -322,10 +337,13 @@ def _delete_key(st: State, name: str) -> bool:
 
 def _set_enabled(ctx: typer.Context, name: str, enabled: bool) -> None:
     st = state(ctx)
-    cfg, pc = _configured(st, name)
-    providers = dict(cfg.providers)
-    providers[name] = replace(pc, enabled=enabled)
-    st.save(replace(cfg, providers=providers))
+    _configured(st, name)
+
+    def change(now: "Config") -> "Config":
+        _, pc = _configured(st, name, now)
+        return replace(now, providers={**now.providers, name: replace(pc, enabled=enabled)})
+
+    st.update(change)
     if st.out.json_mode:
         st.out.emit_json({"name": name, "enabled": enabled})
     else:
@@ -353,20 +371,24 @@ def set_key(
     ] = False,
 ) -> None:
     """Store a provider's key in the OS keychain (hidden prompt, or --key-stdin)."""
-    from callm.secrets import keychain_set, mask, read_key_stdin
+    from callm.secrets import backend_label, keychain_set, mask, read_key_stdin
 
     st = state(ctx)
-    cfg, pc = _configured(st, name)
+    _cfg, pc = _configured(st, name)
     key = read_key_stdin(sys.stdin) if key_stdin else _prompt_key(name)
     keychain_set(name, key)
     if pc.key != "keychain" or pc.key_env:
-        providers = dict(cfg.providers)
-        providers[name] = replace(pc, key="keychain", key_env=None)
-        st.save(replace(cfg, providers=providers))
+
+        def change(now: "Config") -> "Config":
+            _, cur = _configured(st, name, now)
+            new = replace(cur, key="keychain", key_env=None)
+            return replace(now, providers={**now.providers, name: new})
+
+        st.update(change)
     if st.out.json_mode:
         st.out.emit_json({"name": name, "key": mask(key), "stored_in": "keychain"})
     else:
-        st.out.info(f"stored key {mask(key)} for {name} in the OS keychain")
+        st.out.info(f"stored key {mask(key)} for {name} in {backend_label()}")
 
 
 @app.command("catalog")

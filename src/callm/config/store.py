@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import stat
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,21 +23,60 @@ else:  # pragma: no cover
 _HANDS_OFF = "fix the file by hand; callm will not overwrite it"
 
 
-def read_toml(path: Path) -> dict[str, Any]:
-    """The raw TOML table; a syntax error names the file, line and column."""
+_BOM = "\ufeff"  # some editors start UTF-8 files with it; TOML does not allow it, we skip it
+
+
+def check_regular(path: Path) -> bool:
+    """True if `path` (followed through symlinks) is a regular file, False if it does not
+    exist; a directory, FIFO or device is refused before anything opens it (a FIFO would
+    block the open, a device would be replaced by the save)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if stat.S_ISREG(mode):
+        return True
+    kind = (
+        "a directory"
+        if stat.S_ISDIR(mode)
+        else "a FIFO"
+        if stat.S_ISFIFO(mode)
+        else "a device"
+        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+        else "a socket"
+        if stat.S_ISSOCK(mode)
+        else "not a file"
+    )
+    raise ConfigError(f"{path} is {kind}, not a regular file", hint="point --config at a file")
+
+
+def read_text(path: Path) -> str:
+    """The config's text ("" when missing), BOM skipped."""
+    if not check_regular(path):
+        return ""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return {}
+        return ""
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not valid UTF-8 (byte {exc.start})") from None
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return text[1:] if text.startswith(_BOM) else text
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """The raw TOML table; a syntax error names the file, line and column."""
+    text = read_text(path)
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         # tomllib says "... (at line 3, column 7)"
         raise ConfigError(f"{path}: invalid TOML: {exc}", hint=_HANDS_OFF) from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid TOML: nested too deeply", hint=_HANDS_OFF) from None
 
 
 def load(path: Path) -> Config:
@@ -58,7 +99,29 @@ def load(path: Path) -> Config:
 def save(path: Path, config: Config) -> None:
     """Write atomically: temp file in the same directory, fsync, rename. On any failure
     (full disk, permissions) the old file is untouched and the temp file is removed."""
-    write_atomic(path, render(path, config))
+    with locked(path):
+        write_atomic(path, render(path, config))
+
+
+def real_path(path: Path) -> Path:
+    """The file a (chain of) symlink(s) points to: saves replace that file, not the link."""
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
+def locked(path: Path) -> Any:
+    """The lock every read-modify-write of the config at `path` holds (see callm.locking)."""
+    from callm.locking import dir_lock
+
+    real = real_path(path)
+    return dir_lock(real.parent, f"the config {path}")
+
+
+def update(path: Path, change: Callable[[Config], Config]) -> Config:
+    """Read, change and save under the lock, so concurrent updates all survive."""
+    with locked(path):
+        new = change(load(path))
+        write_atomic(path, render(path, new))
+    return new
 
 
 def render(path: Path, config: Config) -> str:
@@ -68,13 +131,10 @@ def render(path: Path, config: Config) -> str:
     import tomlkit
     from tomlkit.exceptions import ParseError
 
-    try:
-        old = path.read_text(encoding="utf-8") if path.exists() else ""
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}", hint=_HANDS_OFF) from None
+    old = read_text(path)
     try:
         doc = tomlkit.parse(old)
-    except ParseError as exc:  # load() refuses such a file first; never overwrite it
+    except (ParseError, RecursionError) as exc:  # load() refuses such a file first
         raise ConfigError(f"{path}: invalid TOML: {exc}", hint=_HANDS_OFF) from None
     full = config.to_dict()
     _sync(doc, config.to_toml_dict(), full, depth=0)
@@ -122,11 +182,20 @@ def _item(value: Any, depth: int) -> Any:
 
 
 def write_atomic(path: Path, text: str) -> None:
+    shown, path = path, real_path(path)
+    check_regular(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CallmError(f"cannot create {path.parent}: {exc.strerror or exc}") from None
-    fd, tmp = tempfile.mkstemp(prefix=".config.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".config.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:  # read-only folder: the user's setup, not a transient failure
+        raise ConfigError(
+            f"cannot save {shown}: its folder {path.parent} is not writable "
+            f"({exc.strerror or exc})",
+            hint="make the folder writable, or point --config at a writable file",
+        ) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -144,7 +213,7 @@ def write_atomic(path: Path, text: str) -> None:
             pass
         # exit 1, not 2: the config is fine, the file system refused (full disk, permissions)
         raise CallmError(
-            f"could not save {path}: {exc.strerror or exc}; the previous config is unchanged"
+            f"could not save {shown}: {exc.strerror or exc}; the previous config is unchanged"
         ) from None
     try:  # make the rename itself durable
         dfd = os.open(path.parent, os.O_RDONLY)
