@@ -20,6 +20,7 @@ from callm.endpoints import Target, endpoint, resolve_target
 from callm.errors import (
     BadResponseError,
     CallmError,
+    OutputClosed,
     StreamError,
 )
 from callm.retry import RetryPolicy, should_fall_back, wait_before_retry
@@ -131,8 +132,11 @@ def call(cfg: Config, spec: CallSpec, sink: Sink, notice: Notice) -> CallOutcome
         _run_chain(cfg, spec, chain, sink, notice, out, start)
     except CallmError as exc:
         out.error = exc
-    except BaseException:  # Ctrl-C, or the reader of our output went away
+    except (KeyboardInterrupt, BrokenPipeError, OutputClosed):  # Ctrl-C, SIGTERM, reader gone
         out.interrupted = True
+        raise
+    except BaseException as exc:  # a bug: recorded as an error, not as an interruption
+        out.error = CallmError(f"internal error: {type(exc).__name__}: {exc}")
         raise
     finally:
         out.latency_ms = int((time.monotonic() - start) * 1000)
@@ -191,7 +195,8 @@ def _run_chain(
         except BaseException as exc:
             attempt.latency_ms = int((time.monotonic() - t0) * 1000)
             if not isinstance(exc, CallmError):
-                attempt.outcome = "interrupted"
+                interrupted = isinstance(exc, (KeyboardInterrupt, BrokenPipeError, OutputClosed))
+                attempt.outcome = "interrupted" if interrupted else "error"
                 raise
             attempt.outcome, attempt.error_kind = "error", exc.kind
             cooldown.record_result(target.provider, exc, policy)

@@ -152,8 +152,28 @@ def root(
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point. Never lets a traceback reach the user (unless --verbose)."""
     args = sys.argv[1:] if argv is None else argv
+    _stop_on_signals()
     code = run(args)
     sys.exit(code)
+
+
+def _stop_on_signals() -> None:
+    """SIGTERM and SIGHUP (`timeout`, a closed terminal, a service manager) stop a call the
+    way Ctrl-C does, so its text and its usage row are kept. A second signal while that
+    cleanup runs is ignored: the row must not be lost half-written."""
+    import signal
+
+    from callm.errors import Interrupted
+
+    def stop(signum: int, frame: object) -> None:
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN)
+        raise Interrupted(signum)
+
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None and signal.getsignal(sig) is signal.SIG_DFL:
+            signal.signal(sig, stop)
 
 
 GLOBAL_FLAGS = frozenset({"--json", "--quiet", "-q", "--no-color", "--verbose", "-v"})

@@ -203,12 +203,14 @@ def _run(st: State, spec: "CallSpec") -> "CallOutcome":
     sink = _sink(st)
     try:
         outcome = call(cfg, spec, sink or (lambda ev: None), st.out.info)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        from callm.errors import interrupt_exit_code
+
         _close(sink)
         if st.out.json_mode:
             st.out.emit_json({"error": {"kind": "interrupted", "message": "interrupted"}})
         st.out.stderr.write("\ninterrupted\n")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        raise typer.Exit(interrupt_exit_code(exc)) from None
     except PipeClosed:
         from callm.cli.errors import _silence_stdout
 
@@ -238,9 +240,7 @@ def _finish(st: State, o: "CallOutcome") -> int:
     if st.out.json_mode:
         st.out.emit_json(_json(o))
     if err is not None:  # one line on stderr in every mode; the text that arrived stays
-        st.out.stderr.write(f"error: {scrub(err.one_line())}\n")
-        if err.hint:
-            st.out.stderr.write(f"hint: {scrub(err.hint)}\n")
+        st.out.error(scrub(err.one_line()), scrub(err.hint) if err.hint else None)
         return err.exit_code
     if not st.out.quiet and not st.out.json_mode:
         st.out.info(_summary(o))
@@ -313,7 +313,7 @@ def _interactive(st: State, spec: "CallSpec") -> int:
         try:
             o = _run(st, spec)
         except typer.Exit as exc:  # Ctrl-C during a reply ends the reply, not the session
-            if exc.exit_code != EXIT_INTERRUPTED:
+            if exc.exit_code != EXIT_INTERRUPTED:  # SIGTERM/SIGHUP end the session
                 raise
             history.pop()
             continue
