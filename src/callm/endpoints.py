@@ -96,6 +96,16 @@ def endpoint(name: str, pc: ProviderConfig, key_override: str | None = None) -> 
             name, key_mode=pc.key, key_env=pc.key_env, vendor_vars=t.key_env if t else ()
         )
     base = pc.base_url or (template(name).base_url if template(name) else None) or ""
+    if base and pc.driver != "sim":
+        from callm.errors import ConfigError
+        from callm.urls import check_base_url
+
+        try:
+            check_base_url(base)
+        except ValueError as exc:
+            raise ConfigError(
+                f"provider {name}: {exc}", hint="fix base_url in the config"
+            ) from None
     return Endpoint(
         name=name,
         driver=pc.driver,

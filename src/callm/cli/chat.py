@@ -4,6 +4,7 @@
 # compile and evaluate every annotation string (twice) each time it builds a command.
 
 import json
+import math
 import sys
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -96,6 +97,12 @@ def chat(
     st = state(ctx)
     if json_out:
         st.out.json_mode = True
+    if getattr(sys.stdout, "callm_closed", False) and not estimate:
+        raise UsageError("standard output is closed: the reply would be lost")
+    if max_cost is not None and not math.isfinite(max_cost):  # nan passes min=0.0
+        raise UsageError(f"--max-cost must be a finite amount in USD, got {max_cost}")
+    if model is not None and not model.strip():
+        raise UsageError("-m/--model is empty", hint="pass -m PROVIDER/MODEL, e.g. -m sim")
     text = _prompt_text(prompt or [])
     spec = CallSpec(
         model=model,
@@ -128,7 +135,21 @@ def _prompt_text(words: list[str]) -> str:
             raise UsageError(f"cannot read the prompt from stdin: {exc}") from None
         if piped.strip():
             text = f"{text}\n\n{piped}" if text else piped
+    _check_utf8(text, "the prompt")
     return text
+
+
+def _check_utf8(text: str, what: str) -> None:
+    """Bytes that are not UTF-8 arrive as lone surrogates (surrogateescape): name them here
+    rather than fail while encoding the request."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = text[exc.start].encode("utf-8", "surrogateescape")
+        raise UsageError(
+            f"{what} is not valid UTF-8 (byte 0x{bad.hex()} at character {exc.start})",
+            hint="convert it first, e.g. `iconv -f latin1 -t utf-8`",
+        ) from None
 
 
 def _isatty(stream: Any) -> bool:

@@ -3,6 +3,7 @@
 # No `from __future__ import annotations` in modules that define commands: typer would then
 # compile and evaluate every annotation string (twice) each time it builds a command.
 
+import re
 import sys
 from dataclasses import replace
 from typing import TYPE_CHECKING, Annotated
@@ -123,6 +124,13 @@ def add(
     url = base_url or (t.base_url if t and t.driver == drv else None)
     if not url and drv not in ("sim",):
         raise UsageError(f"driver {drv} has no default base URL: pass --base-url")
+    if url and drv != "sim":
+        from callm.urls import check_base_url
+
+        try:
+            check_base_url(url)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     keyless = drv == "sim" or (t is not None and t.key == "none")  # unless told otherwise
     key_mode = "none" if no_key or (keyless and not (key_stdin or key_env)) else "keychain"
     try:
@@ -158,13 +166,20 @@ def add(
         return replace(now, providers={**now.providers, name: pc})
 
     st.update(change)
+    from callm.urls import safe_url
+
     out = st.out
     if out.json_mode:
         out.emit_json(
-            {"added": name, "driver": drv, "base_url": url, "key_source": _source(name, pc)}
+            {
+                "added": name,
+                "driver": drv,
+                "base_url": safe_url(url),
+                "key_source": _source(name, pc),
+            }
         )
         return
-    out.info(f"added {name} ({drv}, {url or 'local'}); key: {_source(name, pc)}")
+    out.info(f"added {name} ({drv}, {safe_url(url) or 'local'}); key: {_source(name, pc)}")
     if key_mode == "keychain" and not key_env and not new_key:
         from callm.secrets import env_name
 
@@ -199,13 +214,31 @@ def _verify_new(st: State, name: str, pc: "ProviderConfig", key: str | None) -> 
     )
 
 
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP field name (RFC 9110 5.1)
+
+
+def _credential_like(name: str) -> bool:
+    low = name.lower()
+    return low in ("authorization", "proxy-authorization", "cookie") or any(
+        w in low for w in ("key", "token", "secret", "auth", "password")
+    )
+
+
 def _parse_headers(items: list[str]) -> dict[str, str]:
+    """--header K=V, checked now: a bad name or value would otherwise fail every call."""
     headers: dict[str, str] = {}
     for item in items:
         k, sep, v = item.partition("=")
-        if not sep or not k.strip():
+        k, v = k.strip(), v.strip()
+        if not sep or not k:
             raise UsageError(f"--header wants K=V, got {item!r}")
-        headers[k.strip()] = v.strip()
+        if not _TOKEN.fullmatch(k):
+            raise UsageError(f"--header: {k!r} is not a valid HTTP header name")
+        if any((ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in v) or not v.isascii():
+            raise UsageError(
+                f"--header {k}: the value must be printable ASCII (no line breaks or NUL)"
+            )
+        headers[k] = v
     return headers
 
 
@@ -228,6 +261,7 @@ def _source(name: str, pc: "ProviderConfig") -> str:
 def list_(ctx: typer.Context) -> None:
     """Configured providers. Reads no keychain and touches no network."""
     from callm.provider_state import read_states
+    from callm.urls import safe_url
 
     st = state(ctx)
     cfg = st.config()
@@ -239,7 +273,7 @@ def list_(ctx: typer.Context) -> None:
             {
                 "name": name,
                 "driver": pc.driver,
-                "base_url": pc.base_url,
+                "base_url": safe_url(pc.base_url),
                 "key_source": _source(name, pc),
                 "enabled": pc.enabled,
                 "default_model": pc.default_model,
@@ -282,10 +316,16 @@ def show(ctx: typer.Context, name: Name) -> None:
     """One provider in full; the key is shown masked."""
     from callm.errors import CallmError
     from callm.secrets import mask, resolve_key
+    from callm.urls import safe_url
 
     st = state(ctx)
     _, pc = _configured(st, name)
     info = {"name": name, **pc.to_dict(), "key_source": _source(name, pc)}
+    info["base_url"] = safe_url(info.get("base_url"))  # an old config may hold user:pw@
+    if isinstance(info.get("headers"), dict):
+        info["headers"] = {
+            k: mask(v) if _credential_like(k) else v for k, v in info["headers"].items()
+        }
     try:
         key = resolve_key(name, key_mode=pc.key, key_env=pc.key_env, vendor_vars=_vendor_vars(name))
         info["key"] = mask(key) if key else "(none needed)"
@@ -444,8 +484,8 @@ def verify(
     """Check that providers work: key present, endpoint reachable, key accepted."""
     from callm.cli.verify_view import run_verify
 
-    if timeout <= 0:
-        raise UsageError("--timeout must be positive")
+    if not 0 < timeout < 86400:  # also refuses nan and inf
+        raise UsageError(f"--timeout must be a number of seconds above 0, got {timeout:g}")
     raise typer.Exit(run_verify(state(ctx), names or [], timeout, probe))
 
 
