@@ -162,6 +162,7 @@ def test_concurrent_adds_keep_every_provider_and_every_key(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            env={**os.environ, "CALLM_KEYRING_TIMEOUT": "120"},  # 50 starts on a busy machine
         )
         for i in range(count)
     ]
