@@ -52,6 +52,8 @@ def resolve_target(cfg: Config, spec: str | None) -> Target:
             "no model given and no default_model in the config",
             hint="pass -m PROVIDER/MODEL (try -m sim), or run `callm models default MODEL`",
         )
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in spec) or spec != spec.strip():
+        raise UsageError(f"model name {spec!r} has a line break, control character or blank")
     seen: set[str] = set()
     while spec in cfg.aliases:  # aliases may point at aliases; stop on a loop
         if spec in seen:

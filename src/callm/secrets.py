@@ -252,11 +252,11 @@ def resolve_key(
                 provider=provider,
                 hint=f"export {key_env}=... or change key_env in the config",
             )
-        return remember(value)
+        return remember(check_key(value, key_env))
     own = env_name(provider)
     value = os.environ.get(own)
     if value:
-        return remember(value)
+        return remember(check_key(value, own))
     looked.append(own)
     if key_mode == "none":
         return None
@@ -272,13 +272,26 @@ def resolve_key(
     for var in vendor_vars:
         value = os.environ.get(var)
         if value:
-            return remember(value)
+            return remember(check_key(value, var))
         looked.append(var)
     raise MissingKeyError(
         f"no API key found; looked in {', '.join(looked)}{keychain_problem}",
         provider=provider,
         hint=f"run `callm providers set-key {provider}` or export {own}",
     )
+
+
+def check_key(key: str, where: str = "the key") -> str:
+    """A key goes into an HTTP header: printable ASCII only. Checked when it is entered, so
+    the mistake is named now rather than at the next call."""
+    for i, c in enumerate(key):
+        if c == "\x00":
+            raise UsageError(f"{where} contains a NUL byte (character {i + 1})")
+        if not c.isascii():
+            raise UsageError(f"{where} contains a non-ASCII character (character {i + 1})")
+        if ord(c) < 0x20 or ord(c) == 0x7F or c == " ":
+            raise UsageError(f"{where} contains a space or control character (character {i + 1})")
+    return key
 
 
 def read_key_stdin(stream: object) -> str:
@@ -289,4 +302,4 @@ def read_key_stdin(stream: object) -> str:
     key = text.strip().splitlines()[0].strip() if text.strip() else ""
     if not key:
         raise ConfigError("--key-stdin: no key on standard input")
-    return remember(key)
+    return remember(check_key(key, "the key on standard input"))

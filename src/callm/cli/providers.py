@@ -5,7 +5,6 @@
 
 import re
 import sys
-from dataclasses import replace
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -57,10 +56,15 @@ def _prompt_key(name: str) -> str:
             "no terminal to ask for the key on",
             hint=f"pipe it in: `... | callm providers set-key {name} --key-stdin`",
         )
-    key = getpass.getpass(f"API key for {name} (input hidden): ").strip()
+    from callm.secrets import check_key
+
+    try:
+        key = getpass.getpass(f"API key for {name} (input hidden): ").strip()
+    except EOFError:  # Ctrl-D
+        key = ""
     if not key:
-        raise UsageError("no key entered")
-    return remember(key)
+        raise UsageError("no key given")
+    return remember(check_key(key))
 
 
 @app.command("add")
@@ -103,7 +107,7 @@ def add(
 ) -> None:
     """Add a provider. Catalog names fill in the driver, base URL and key variable."""
     from callm.catalog.providers import template
-    from callm.config.schema import ProviderConfig, SchemaError, check_provider_name
+    from callm.config.schema import ProviderConfig, SchemaError, check_provider_name, updated
 
     st = state(ctx)
     try:
@@ -163,7 +167,7 @@ def add(
             from callm.secrets import keychain_set
 
             keychain_set(name, new_key)
-        return replace(now, providers={**now.providers, name: pc})
+        return updated(now, providers={**now.providers, name: pc})
 
     st.update(change)
     from callm.urls import safe_url
@@ -347,6 +351,8 @@ def remove(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
 ) -> None:
     """Remove a provider and delete its keychain entry."""
+    from callm.config.schema import updated
+
     st = state(ctx)
     _cfg, pc = _configured(st, name)
     if not yes:
@@ -355,7 +361,7 @@ def remove(
         if not typer.confirm(f"Remove provider {name} and its stored key?", default=False):
             raise typer.Exit(1)
     st.update(
-        lambda now: replace(now, providers={k: v for k, v in now.providers.items() if k != name})
+        lambda now: updated(now, providers={k: v for k, v in now.providers.items() if k != name})
     )
     deleted = _delete_key(st, name) if pc.key == "keychain" else False
     if st.out.json_mode:
@@ -376,12 +382,14 @@ def _delete_key(st: State, name: str) -> bool:
 
 
 def _set_enabled(ctx: typer.Context, name: str, enabled: bool) -> None:
+    from callm.config.schema import updated
+
     st = state(ctx)
     _configured(st, name)
 
     def change(now: "Config") -> "Config":
         _, pc = _configured(st, name, now)
-        return replace(now, providers={**now.providers, name: replace(pc, enabled=enabled)})
+        return updated(now, providers={**now.providers, name: updated(pc, enabled=enabled)})
 
     st.update(change)
     if st.out.json_mode:
@@ -421,8 +429,10 @@ def set_key(
 
         def change(now: "Config") -> "Config":
             _, cur = _configured(st, name, now)
-            new = replace(cur, key="keychain", key_env=None)
-            return replace(now, providers={**now.providers, name: new})
+            from callm.config.schema import updated
+
+            new = updated(cur, key="keychain", key_env=None)
+            return updated(now, providers={**now.providers, name: new})
 
         st.update(change)
     if st.out.json_mode:
