@@ -97,6 +97,12 @@ def endpoint(name: str, pc: ProviderConfig, key_override: str | None = None) -> 
         key = resolve_key(
             name, key_mode=pc.key, key_env=pc.key_env, vendor_vars=t.key_env if t else ()
         )
+    if pc.key == "none":  # never a key, from any source (even CALLM_<NAME>_API_KEY)
+        key = None
+    headers = dict(pc.headers)
+    if pc.key_header and key:
+        headers[pc.key_header] = (pc.key_prefix or "") + key
+        key = None
     base = pc.base_url or (template(name).base_url if template(name) else None) or ""
     if base and pc.driver != "sim":
         from callm.errors import ConfigError
@@ -113,7 +119,8 @@ def endpoint(name: str, pc: ProviderConfig, key_override: str | None = None) -> 
         driver=pc.driver,
         base_url=base,
         key=key,
-        headers=dict(pc.headers),
+        headers=headers,
+        key_in_headers=bool(pc.key_header),
         timeout=pc.timeout,
         api_version=pc.api_version,
     )

@@ -59,6 +59,16 @@ def env_name(provider: str) -> str:
     return "CALLM_" + re.sub(r"[^A-Za-z0-9]", "_", provider).upper() + "_API_KEY"
 
 
+def key_variable_clash(names: list[str]) -> tuple[str, str] | None:
+    """Two provider names that read the same CALLM_<NAME>_API_KEY (`a-b`, `a.b`, `a_b`)."""
+    seen: dict[str, str] = {}
+    for name in names:
+        other = seen.setdefault(env_name(name), name)
+        if other != name:
+            return other, name
+    return None
+
+
 # ---- keychain -----------------------------------------------------------------------------
 
 
@@ -243,6 +253,8 @@ def resolve_key(
 ) -> str | None:
     """SPEC key resolution: key_env > CALLM_<NAME>_API_KEY > keychain > vendor variable.
     Returns None only for providers configured with key = "none"."""
+    if key_mode == "none":  # the provider takes no key: send none, whatever variable is set
+        return None
     looked: list[str] = []
     if key_env:
         value = os.environ.get(key_env)
@@ -258,8 +270,6 @@ def resolve_key(
     if value:
         return remember(check_key(value, own))
     looked.append(own)
-    if key_mode == "none":
-        return None
     keychain_problem = ""
     try:
         value = keychain_get(provider)

@@ -40,6 +40,7 @@ class Endpoint:
     headers: dict[str, str] = field(default_factory=dict)
     timeout: float = 60.0
     api_version: str | None = None  # azure-openai only
+    key_in_headers: bool = False  # the key went into `headers` (config key_header)
 
     def __repr__(self) -> str:  # never show the key in a traceback or log
         return f"Endpoint(name={self.name!r}, driver={self.driver!r}, base_url={self.base_url!r})"

@@ -198,3 +198,92 @@ def test_model_ids_and_errors_with_escapes_are_cleaned_on_a_terminal(
     assert code == 1, shown
     assert "\x1b]0;" not in shown and "\x07" not in shown and "\x1b[2J" not in shown
     assert "owned" in shown
+
+
+# ---- 4. one key variable, one provider; key = "none" sends none ------------------------------
+
+
+def _add(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CALLM, "providers", "add", *args], input=stdin, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_names_sharing_a_key_variable_cannot_coexist(isolated_env: IsolatedEnv) -> None:
+    lab = ["--driver", "openai-compatible", "--base-url", "http://127.0.0.1:9/v1", "--no-verify"]
+    assert _add("a-b", *lab, "--no-key").returncode == 0
+    p = _add("a.b", *lab, "--no-key")
+    assert p.returncode == 2
+    assert p.stderr.splitlines()[0] == (
+        "error: providers 'a-b' and 'a.b' would both read CALLM_A_B_API_KEY"
+    )
+    isolated_env.write_config(
+        '[providers.a-b]\ndriver = "openai-compatible"\nbase_url = "http://127.0.0.1:9/v1"\n'
+        '[providers.a_b]\ndriver = "openai-compatible"\nbase_url = "http://127.0.0.1:9/v1"\n'
+    )
+    p = subprocess.run([CALLM, "providers", "list"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2
+    assert p.stderr.splitlines()[0] == (
+        f"error: {isolated_env.config_path}: providers 'a-b' and 'a_b' both read CALLM_A_B_API_KEY"
+    )
+
+
+def test_keyless_provider_never_sends_a_key(isolated_env: IsolatedEnv) -> None:
+    with serving(Reply(headers={"content-type": "text/event-stream"}, body=sse("hi"))) as srv:
+        isolated_env.write_config(
+            f'[providers."a.b"]\ndriver = "openai-compatible"\nbase_url = "{srv.url}/v1"\n'
+            'key = "none"\n'
+        )
+        p = subprocess.run(
+            [CALLM, "chat", "-m", "a.b/m", "hi"],
+            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+            env={**os.environ, "CALLM_A_B_API_KEY": FAKE_KEY},
+        )  # fmt: skip
+        assert p.returncode == 0, p.stderr
+        (seen,) = srv.seen
+    assert not any(FAKE_KEY in v for v in seen.headers.values()), seen.headers
+    assert "Authorization" not in seen.headers
+
+
+# ---- 5. credentials never go into the config ------------------------------------------------
+
+
+def test_credential_headers_are_refused_with_the_key_header_hint(
+    isolated_env: IsolatedEnv,
+) -> None:
+    lab = ["--driver", "openai-compatible", "--base-url", "http://127.0.0.1:9/v1", "--no-verify"]
+    for header in ("X-Api-Key=SECRET-123", "Authorization=Bearer SECRET-123", "X-Token=SECRET-123"):
+        p = _add("lab", *lab, "--no-key", "--header", header)
+        name = header.split("=")[0]
+        assert p.returncode == 2
+        assert p.stderr.splitlines() == [
+            f"error: --header {name}: credentials do not go into the config",
+            f"hint: use --key-header {name} (and --key-prefix if needed); the key goes to the "
+            "keychain",
+        ]
+        assert "SECRET-123" not in p.stderr
+    assert not isolated_env.config_path.exists()
+
+
+def test_key_header_sends_the_keychain_key_in_that_header(isolated_env: IsolatedEnv) -> None:
+    with serving(Reply(headers={"content-type": "text/event-stream"}, body=sse("hi"))) as srv:
+        p = _add(
+            "lab", "--driver", "openai-compatible", "--base-url", f"{srv.url}/v1", "--no-verify",
+            "--key-header", "x-api-key", "--key-prefix", "Token ", "--key-stdin", stdin=FAKE_KEY,
+        )  # fmt: skip
+        assert p.returncode == 0, p.stderr
+        text = isolated_env.config_path.read_text(encoding="utf-8")
+        assert FAKE_KEY not in text
+        assert 'key_header = "x-api-key"' in text and 'key_prefix = "Token "' in text
+        shown = subprocess.run(
+            [CALLM, "providers", "show", "lab"], capture_output=True, text=True, timeout=60
+        )
+        assert FAKE_KEY not in shown.stdout + shown.stderr
+        p = subprocess.run(
+            [CALLM, "chat", "-m", "lab/m", "hi"],
+            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        assert p.returncode == 0, p.stderr
+        (seen,) = srv.seen
+    assert seen.headers.get("x-api-key") == f"Token {FAKE_KEY}"
+    assert "Authorization" not in seen.headers

@@ -100,6 +100,16 @@ def add(
         str | None,
         typer.Option("--api-version", metavar="VERSION", help="azure-openai api-version."),
     ] = None,
+    key_header: Annotated[
+        str | None,
+        typer.Option(
+            "--key-header", metavar="NAME", help="Send the key in this header (e.g. x-api-key)."
+        ),
+    ] = None,
+    key_prefix: Annotated[
+        str | None,
+        typer.Option("--key-prefix", metavar="TEXT", help="Put TEXT before the key there."),
+    ] = None,
     no_verify: Annotated[
         bool, typer.Option("--no-verify", help="Save without checking the endpoint.")
     ] = False,
@@ -118,6 +128,7 @@ def add(
         raise UsageError("use only one of --key-env, --key-stdin, --no-key")
     cfg = st.config(creating=True)
     _refuse_replacing(cfg, name, force)
+    _refuse_clash(cfg, name)
     t = template(name)
     if t is None and not driver:
         raise UsageError(
@@ -135,6 +146,8 @@ def add(
             check_base_url(url)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
+    if key_header and drv == "azure-openai":
+        raise UsageError("azure-openai sends its key in the api-key header; drop --key-header")
     keyless = drv == "sim" or (t is not None and t.key == "none")  # unless told otherwise
     key_mode = "none" if no_key or (keyless and not (key_stdin or key_env)) else "keychain"
     try:
@@ -146,6 +159,8 @@ def add(
             headers=_parse_headers(header or []),
             default_model=default_model or (t.default_model if t else None),
             api_version=api_version,
+            key_header=key_header,
+            key_prefix=key_prefix,
         )
     except SchemaError as exc:
         raise UsageError(exc.first) from None
@@ -163,6 +178,7 @@ def add(
 
     def change(now: "Config") -> "Config":
         _refuse_replacing(now, name, force)  # another callm may have added it meanwhile
+        _refuse_clash(now, name)
         if new_key:
             from callm.secrets import keychain_set
 
@@ -202,6 +218,19 @@ def _refuse_replacing(cfg: "Config", name: str, force: bool) -> None:
         )
 
 
+def _refuse_clash(cfg: "Config", name: str) -> None:
+    """`a-b`, `a.b` and `a_b` would all read CALLM_A_B_API_KEY: one provider's key would be
+    sent to the other's host."""
+    from callm.secrets import env_name, key_variable_clash
+
+    clash = key_variable_clash([*(n for n in cfg.providers if n != name), name])
+    if clash:
+        raise UsageError(
+            f"providers {clash[0]!r} and {clash[1]!r} would both read {env_name(name)}",
+            hint="choose another name",
+        )
+
+
 def _verify_new(st: State, name: str, pc: "ProviderConfig", key: str | None) -> None:
     """Check the endpoint before saving, so a typo in a URL or key is caught now."""
     from callm.verify import verify_one
@@ -238,6 +267,12 @@ def _parse_headers(items: list[str]) -> dict[str, str]:
             raise UsageError(f"--header wants K=V, got {item!r}")
         if not _TOKEN.fullmatch(k):
             raise UsageError(f"--header: {k!r} is not a valid HTTP header name")
+        if _credential_like(k):  # it would be written into config.toml in clear
+            raise UsageError(
+                f"--header {k}: credentials do not go into the config",
+                hint=f"use --key-header {k} (and --key-prefix if needed); the key goes "
+                "to the keychain",
+            )
         if any((ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in v) or not v.isascii():
             raise UsageError(
                 f"--header {k}: the value must be printable ASCII (no line breaks or NUL)"
@@ -252,12 +287,12 @@ def _source(name: str, pc: "ProviderConfig") -> str:
 
     from callm.secrets import env_name
 
+    if pc.key == "none":
+        return "none"
     if pc.key_env:
         return f"env {pc.key_env}" if os.environ.get(pc.key_env) else f"missing (env {pc.key_env})"
     if os.environ.get(env_name(name)):
         return f"env {env_name(name)}"
-    if pc.key == "none":
-        return "none"
     return "keychain"
 
 

@@ -85,7 +85,7 @@ def load(path: Path) -> Config:
 
     raw = read_toml(path)
     try:
-        return Config.from_dict(raw)
+        config = Config.from_dict(raw)
     except SchemaError as exc:
         loc, msg = exc.problems[0]
         where = ".".join(loc) or "(top level)"
@@ -94,6 +94,15 @@ def load(path: Path) -> Config:
         raise ConfigError(
             f"{path}: {msg}" + (f" (and {more} more)" if more else ""), hint=_HANDS_OFF
         ) from None
+    from callm.secrets import env_name, key_variable_clash
+
+    clash = key_variable_clash(list(config.providers))
+    if clash:  # one provider's key would go to the other's host
+        raise ConfigError(
+            f"{path}: providers {clash[0]!r} and {clash[1]!r} both read {env_name(clash[0])}",
+            hint="rename one of them",
+        )
+    return config
 
 
 def save(path: Path, config: Config) -> None:
