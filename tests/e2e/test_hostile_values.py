@@ -219,3 +219,36 @@ def test_add_sim_needs_force(isolated_env: IsolatedEnv) -> None:
     usage_error(p, "error: 'sim' is the built-in simulator")
     assert not isolated_env.config_path.exists()
     assert callm("providers", "add", "sim", "--force").returncode == 0
+
+
+# ---- numbers in the config (refused by the schema; here through the installed callm) ------
+
+INF = "must be a finite number, not inf"
+
+
+@pytest.mark.parametrize(
+    ("text", "first"),
+    [
+        ('[providers.lab]\ndriver = "sim"\ntimeout = inf\n', f"providers.lab.timeout: {INF}"),
+        ("[retry]\nmax_delay = 1e309\n", "retry.max_delay: must be a finite number, not inf"),
+        ("[pricing.sim]\ninput = nan\n", "pricing.sim.input: must be a finite number, not nan"),
+    ],
+)  # fmt: skip
+def test_non_finite_config_numbers_exit_2(isolated_env: IsolatedEnv, text: str, first: str) -> None:
+    path = isolated_env.write_config(text)
+    p = callm("chat", "-m", "sim", "hi")
+    usage_error(p, f"error: {path}: {first}")
+    assert usage_rows(isolated_env) == 0
+
+
+def test_huge_prices_never_give_a_non_finite_cost(isolated_env: IsolatedEnv) -> None:
+    isolated_env.write_config('[pricing."sim/sim-small"]\ninput = 1e308\noutput = 1e308\n')
+    p = callm("--json", "chat", "-m", "sim", "hi")
+    assert p.returncode == 0, p.stderr
+
+    def refuse(name: str) -> None:
+        raise AssertionError(f"{name} is not JSON")
+
+    obj = json.loads(p.stdout, parse_constant=refuse)
+    assert obj["cost_usd"] is None
+    assert b"$inf" not in p.stderr
