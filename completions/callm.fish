@@ -21,7 +21,7 @@ function __callm_value_options --argument-names cmdpath --description 'callm opt
         case 'chat'
             printf '%s\n' '--model' '-m' '--system' '-s' '--option' '-o' '--temperature' '--max-tokens' '--fallback' '--max-cost'
         case 'providers add'
-            printf '%s\n' '--driver' '--base-url' '--key-env' '--header' '--default-model' '--api-version'
+            printf '%s\n' '--driver' '--base-url' '--key-env' '--header' '--default-model' '--api-version' '--key-header' '--key-prefix'
         case 'providers verify'
             printf '%s\n' '--timeout' '--probe'
         case 'models sync'
@@ -104,6 +104,8 @@ complete -c callm -n '__callm_is \'providers add\'' -l 'no-key' -d 'The endpoint
 complete -c callm -n '__callm_is \'providers add\'' -l 'header' -x -d 'Extra HTTP header (repeatable).'
 complete -c callm -n '__callm_is \'providers add\'' -l 'default-model' -x
 complete -c callm -n '__callm_is \'providers add\'' -l 'api-version' -x -d 'azure-openai api-version.'
+complete -c callm -n '__callm_is \'providers add\'' -l 'key-header' -x -d 'Send the key in this header (e.g. x-api-key).'
+complete -c callm -n '__callm_is \'providers add\'' -l 'key-prefix' -x -d 'Put TEXT before the key there.'
 complete -c callm -n '__callm_is \'providers add\'' -l 'no-verify' -d 'Save without checking the endpoint.'
 complete -c callm -n '__callm_is \'providers add\'' -l 'force' -d 'Replace an existing provider.'
 complete -c callm -n '__callm_is \'providers add\'' -l 'help' -s 'h' -d 'Show this message and exit.'
