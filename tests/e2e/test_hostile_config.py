@@ -232,3 +232,28 @@ def test_bad_keyring_timeout_is_a_usage_error(isolated_env: IsolatedEnv, value: 
     assert p.stderr.splitlines()[0] == (
         f"error: CALLM_KEYRING_TIMEOUT must be a number of seconds above 0, got {value!r}"
     )
+
+
+# ---- saving a large config is linear: `add` appends the new table -----------------------------
+
+
+@pytest.mark.parametrize(
+    "before",
+    [
+        '# mine\n[providers.a]\ndriver = "openai-compatible"\nbase_url = "http://127.0.0.1:9/v1"\n'
+        "# trailing comment",
+        'providers = { a = { driver = "sim", headers = { X-A = "1" } } }\n',
+        '[providers.a]\ndriver = "sim"\n[retry]\nattempts = 2\n',
+    ],
+)
+def test_add_keeps_the_file_and_adds_the_provider(isolated_env: IsolatedEnv, before: str) -> None:
+    path = isolated_env.write_config(before)
+    p = callm(*ADD_LAB)
+    assert p.returncode == 0, p.stderr
+    text = path.read_text(encoding="utf-8")
+    config = tomllib.loads(text)
+    assert set(config["providers"]) == {"a", "lab"}
+    assert config["providers"]["lab"]["key"] == "none"
+    if before.startswith("# mine"):
+        assert text.startswith(before)  # appended: comments and layout untouched
+    assert callm("providers", "list").returncode == 0
