@@ -250,12 +250,28 @@ def _call_with_retries(
             _label(exc, target)
             if watch.shown or n == policy.attempts or not _retryable(exc):
                 raise exc from None
+            if _asks_too_long(exc, policy):  # sleeping max_delay would only fail again
+                raise exc from None
             wait = wait_before_retry(exc, n, policy)
             notice(
                 f"{_what_failed(exc, target.provider)}, retrying in {_seconds(wait)} s "
                 f"(attempt {n + 1}/{policy.attempts})"
             )
             time.sleep(wait)
+
+
+def _asks_too_long(exc: CallmError, policy: RetryPolicy) -> bool:
+    """The server asked for a longer wait than retry.max_delay: say so and stop retrying."""
+    from callm.retry import root_cause
+
+    asked = getattr(root_cause(exc), "retry_after", None)
+    if asked is None or asked <= policy.max_delay:
+        return False
+    exc.hint = (
+        f"the server asked to wait {_seconds(float(asked))} s, more than retry.max_delay "
+        f"({_seconds(policy.max_delay)} s); try again later"
+    )
+    return True
 
 
 def _retryable(exc: CallmError) -> bool:
@@ -393,6 +409,15 @@ def _is_json(headers: dict[str, str]) -> bool:
     return "json" in ctype.lower() and "ndjson" not in ctype.lower()
 
 
+def _has_events(body: bytes) -> bool:
+    """Anything but blank lines, SSE comments and `data: [DONE]` (a stream of nothing)."""
+    for line in body.splitlines():
+        line = line.strip()
+        if line and not line.startswith(b":") and line not in (b"data: [DONE]", b"data:[DONE]"):
+            return True
+    return False
+
+
 def _check_finished(
     acc: StreamAccumulator, body: bytes | bytearray | None = None, expected: str = "a stream"
 ) -> None:
@@ -405,7 +430,7 @@ def _check_finished(
                 cause=BadResponseError("truncated stream"),
             )
         if not acc._tools:  # a tool call alone is a complete answer
-            if body and body.strip():
+            if body and _has_events(bytes(body)):
                 from callm.drivers.base import body_text
 
                 raise BadResponseError(f"expected {expected}, got: {body_text(bytes(body), 200)}")
