@@ -287,3 +287,27 @@ def test_key_header_sends_the_keychain_key_in_that_header(isolated_env: Isolated
         (seen,) = srv.seen
     assert seen.headers.get("x-api-key") == f"Token {FAKE_KEY}"
     assert "Authorization" not in seen.headers
+
+
+# ---- latency is the call's, not the wait for a locked ledger ----------------------------------
+
+
+def test_latency_excludes_waiting_for_a_locked_data_db(isolated_env: IsolatedEnv) -> None:
+    first = subprocess.run([CALLM, "chat", "-m", "sim", "hi"], capture_output=True, timeout=60)
+    assert first.returncode == 0
+    holder = sqlite3.connect(isolated_env.data_dir / "callm.db", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # another callm (or a report) writing for a while
+    try:
+        began = time.monotonic()
+        proc = subprocess.Popen(
+            [CALLM, "chat", "-m", "sim", "hi"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        time.sleep(3.0)
+    finally:
+        holder.execute("COMMIT")
+        holder.close()
+    proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert time.monotonic() - began >= 3.0
+    latest = rows(isolated_env)[-1]
+    assert latest["latency_ms"] < 2000, latest["latency_ms"]
