@@ -106,10 +106,10 @@ def endpoint(name: str, pc: ProviderConfig, key_override: str | None = None) -> 
     base = pc.base_url or (template(name).base_url if template(name) else None) or ""
     if base and pc.driver != "sim":
         from callm.errors import ConfigError
-        from callm.urls import check_base_url
+        from callm.urls import check_host
 
         try:
-            check_base_url(base)
+            check_host(base)
         except ValueError as exc:
             raise ConfigError(
                 f"provider {name}: {exc}", hint="fix base_url in the config"

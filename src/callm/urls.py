@@ -24,10 +24,20 @@ def check_base_url(url: str) -> None:
         parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
     except ValueError:
         raise ValueError(f"base_url {url!r} has a bad port") from None
-    host = parts.hostname or ""
-    if not host:
+    if not parts.hostname:
         raise ValueError(f"base_url {url!r} has no host")
-    if host.startswith("[") or ":" in host:  # an IPv6 literal: urlsplit checked it
+    check_host(url)
+
+
+def check_host(url: str) -> None:
+    """The host name of `url` can be looked up: labels of 1 to 63 characters, IDNA-encodable
+    (the encoder's UnicodeError was an internal error). Other URL problems are left to the
+    caller (the transport names them)."""
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return
+    if not host or ":" in host:  # none, or an IPv6 literal
         return
     if len(host) > 253 or any(not 0 < len(label) <= 63 for label in host.rstrip(".").split(".")):
         raise ValueError(f"base_url {url!r}: host name parts must be 1 to 63 characters")
