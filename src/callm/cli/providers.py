@@ -148,6 +148,8 @@ def add(
             raise UsageError(str(exc)) from None
     if key_header and drv == "azure-openai":
         raise UsageError("azure-openai sends its key in the api-key header; drop --key-header")
+    if url and "#" in url:  # never sent, and paths are joined after it: always a mistake
+        raise UsageError(f"--base-url must not have a fragment (#...): {url.split('#')[0]}#...")
     keyless = drv == "sim" or (t is not None and t.key == "none")  # unless told otherwise
     key_mode = "none" if no_key or (keyless and not (key_stdin or key_env)) else "keychain"
     try:
