@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -13,6 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+
+def _installed_callm() -> str:
+    """The `callm` script installed beside this interpreter (the venv the tests run in)."""
+    beside = Path(sys.executable).with_name("callm")
+    return str(beside) if beside.exists() else (shutil.which("callm") or "callm")
+
+
+CALLM = _installed_callm()
 
 # The file backend of keyrings.alt: a real keyring backend, kept in XDG_DATA_HOME (a temp dir).
 FILE_KEYRING = "keyrings.alt.file.PlaintextKeyring"

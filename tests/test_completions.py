@@ -106,7 +106,10 @@ def test_bash_registers_the_function() -> None:
         (["callm", "--config", "my.toml", "us"], ["usage"]),
         (["callm", "--config", "=", "my.toml", "us"], ["usage"]),
         (["callm", "--ver"], ["--verbose", "--version"]),
-        (["callm", "providers", "add", "--key-"], ["--key-env", "--key-stdin"]),
+        (
+            ["callm", "providers", "add", "--key-"],
+            ["--key-env", "--key-stdin", "--key-header", "--key-prefix"],
+        ),
         (["callm", "providers", "add", "--driver", "sim", "--no-"], ["--no-key", "--no-verify"]),
         (["callm", "providers", "remove", "-"], ["--yes", "-y", "--help", "-h"]),
         (["callm", "usage", "report", "--by", ""], ["provider", "model", "day"]),

@@ -40,15 +40,3 @@ def test_json_options_take_finite_numbers_only() -> None:
     assert parse_options(["stop=NaN", "n:=2", "t:=0.5"]) == {"stop": "NaN", "n": 2, "t": 0.5}
     with pytest.raises(UsageError, match="NaN is not a JSON number"):
         parse_options(["stop:=[NaN]"])
-
-
-@pytest.mark.parametrize("raw", ["inf", "nan", "-1", "soon"])
-def test_keyring_timeout_from_the_environment_falls_back_to_5_s(
-    monkeypatch: pytest.MonkeyPatch, raw: str
-) -> None:
-    from callm.secrets import _timeout
-
-    monkeypatch.setenv("CALLM_KEYRING_TIMEOUT", raw)
-    assert _timeout() == 5.0
-    monkeypatch.setenv("CALLM_KEYRING_TIMEOUT", "2.5")
-    assert _timeout() == 2.5

@@ -17,10 +17,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from conformance_data import interactions
+from isolation import CALLM
 from loopback import Loopback, Reply, closed_port, json_reply
 
 FAKE_KEY = "sk-test-FAKE0000000000000000"
-CALLM = str(Path(sys.executable).with_name("callm"))  # the venv running the tests
 
 
 @pytest.fixture

@@ -52,6 +52,8 @@ def resolve_target(cfg: Config, spec: str | None) -> Target:
             "no model given and no default_model in the config",
             hint="pass -m PROVIDER/MODEL (try -m sim), or run `callm models default MODEL`",
         )
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in spec) or spec != spec.strip():
+        raise UsageError(f"model name {spec!r} has a line break, control character or blank")
     seen: set[str] = set()
     while spec in cfg.aliases:  # aliases may point at aliases; stop on a loop
         if spec in seen:
@@ -101,16 +103,33 @@ def endpoint(name: str, pc: ProviderConfig, key_override: str | None = None) -> 
             if pc.driver != "bedrock" or pc.key_env:
                 raise
             key = None  # no Bedrock API key: requests are signed with AWS credentials
+    if pc.key == "none":  # never a key, from any source (even CALLM_<NAME>_API_KEY)
+        key = None
+    headers = dict(pc.headers)
+    if pc.key_header and key:
+        headers[pc.key_header] = (pc.key_prefix or "") + key
+        key = None
     base = pc.base_url or (template(name).base_url if template(name) else None) or ""
     region = profile = None
     if pc.driver == "bedrock":
         base, region, profile = _bedrock_place(name, pc)
+    if base and pc.driver != "sim":
+        from callm.errors import ConfigError
+        from callm.urls import check_host
+
+        try:
+            check_host(base)
+        except ValueError as exc:
+            raise ConfigError(
+                f"provider {name}: {exc}", hint="fix base_url in the config"
+            ) from None
     return Endpoint(
         name=name,
         driver=pc.driver,
         base_url=base,
         key=key,
-        headers=dict(pc.headers),
+        headers=headers,
+        key_in_headers=bool(pc.key_header),
         timeout=pc.timeout,
         api_version=pc.api_version,
         region=region,

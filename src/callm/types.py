@@ -72,6 +72,7 @@ class Endpoint:
     api_version: str | None = None  # azure-openai only
     region: str | None = None  # bedrock: the AWS region requests are signed for
     profile: str | None = None  # bedrock: the AWS profile credentials come from
+    key_in_headers: bool = False  # the key went into `headers` (config key_header)
     deadline: float | None = None  # the most one request may take, head and body
     tls: Tls | None = None
 

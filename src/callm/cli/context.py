@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,19 +42,31 @@ class State:
 
         return config_path(self.config_override)
 
-    def config(self) -> Config:
-        """Loaded and validated on first use."""
+    def config(self, creating: bool = False) -> Config:
+        """Loaded and validated on first use. A --config file that does not exist is an
+        error (a typo would otherwise look like an empty config), unless a command is
+        about to create it."""
         if self._config is None:
             from callm.config.store import load
 
-            self._config = load(self.config_path)
+            path = self.config_path
+            if self.config_override and not creating and not path.exists():
+                from callm.errors import ConfigError
+
+                raise ConfigError(
+                    f"config file {path} does not exist",
+                    hint="check the --config path (`callm providers add` creates it)",
+                )
+            self._config = load(path)
         return self._config
 
-    def save(self, config: Config) -> None:
-        from callm.config.store import save
+    def update(self, change: Callable[[Config], Config]) -> Config:
+        """Read-modify-write under the config lock: `change` gets the config as it is on
+        disk now (another callm may have saved since this one loaded it)."""
+        from callm.config.store import update
 
-        save(self.config_path, config)
-        self._config = config
+        self._config = update(self.config_path, change)
+        return self._config
 
 
 def state(ctx: typer.Context) -> State:

@@ -194,8 +194,7 @@ def default(
         else:
             out.info("no default model set; try `callm models default sim/sim-small`")
         return
-    new = set_default(cfg, model)
-    st.save(new)
+    new = st.update(lambda now: set_default(now, model))
     if out.json_mode:
         out.emit_json({"default_model": model})
         return

@@ -126,6 +126,15 @@ def _driver(value: str) -> str:
     return value
 
 
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP field name (RFC 9110 5.1)
+
+
+def _header_name(value: str) -> str:
+    if not _TOKEN.fullmatch(value):
+        raise ValueError(f"{value!r} is not an HTTP header name")
+    return value
+
+
 def _url(value: str) -> str:
     if "://" not in value:
         raise ValueError(f"base_url must be a URL like https://host/v1, got {value!r}")
@@ -197,6 +206,10 @@ class ProviderConfig(_Section):
     timeout: Seconds = 60.0  # read timeout
     connect_timeout: Seconds = 10.0
     headers: dict[str, str] = Field(default_factory=dict)
+    # The header that carries the key (`x-api-key`), when not the driver's own; the key itself
+    # stays in the keychain or a variable, never in this file.
+    key_header: Annotated[str, AfterValidator(_header_name)] | None = None
+    key_prefix: str | None = None  # put before the key in key_header ("Bearer ")
     models: list[str] | None = None
     api_version: str | None = None  # azure-openai
     deadline: Seconds | None = None  # the most one request may take, however slow the reply

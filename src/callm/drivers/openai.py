@@ -295,7 +295,7 @@ class OpenAIChatDriver:
         headers = {"Content-Type": "application/json"}
         if ep.key:
             headers["Authorization"] = f"Bearer {ep.key}"
-        elif self.key_required:
+        elif self.key_required and not ep.key_in_headers:
             raise MissingKeyError(
                 f"provider {ep.name!r} has no API key",
                 provider=ep.name,
