@@ -4,7 +4,7 @@
 
 _callm_commands() {  # $1: command path
     case "$1" in
-        '') echo 'chat providers models usage ledger' ;;
+        '') echo 'chat providers models usage schema ledger' ;;
         'providers') echo 'add list show remove enable disable set-key catalog verify' ;;
         'models') echo 'sync list show default' ;;
         'usage') echo 'report' ;;
@@ -17,7 +17,7 @@ _callm_options() {  # $1: command path
         '') echo '--config --json --quiet -q --no-color --verbose -v --version --help -h' ;;
         'chat') echo '--model -m --system -s --option -o --schema --attach -a --temperature --max-tokens --no-stream --fallback --estimate --max-cost --timeout --json --help -h' ;;
         'providers') echo '--help -h' ;;
-        'providers add') echo '--driver --base-url --key-env --key-stdin --no-key --header --default-model --api-version --no-verify --force --help -h' ;;
+        'providers add') echo '--driver --base-url --key-env --key-stdin --no-key --header --default-model --api-version --region --profile --key-header --key-prefix --no-verify --force --help -h' ;;
         'providers list') echo '--help -h' ;;
         'providers show') echo '--help -h' ;;
         'providers remove') echo '--yes -y --help -h' ;;
@@ -33,6 +33,7 @@ _callm_options() {  # $1: command path
         'models default') echo '--help -h' ;;
         'usage') echo '--help -h' ;;
         'usage report') echo '--since --until --by --provider --json --csv --help -h' ;;
+        'schema') echo '--help -h' ;;
         'ledger') echo '--help -h' ;;
         'ledger status') echo '--json --help -h' ;;
         'ledger migrate') echo '--json --help -h' ;;
@@ -45,7 +46,7 @@ _callm_value_options() {  # options that take a value
     case "$1" in
         '') echo '--config' ;;
         'chat') echo '--model -m --system -s --option -o --schema --attach -a --temperature --max-tokens --fallback --max-cost --timeout' ;;
-        'providers add') echo '--driver --base-url --key-env --header --default-model --api-version' ;;
+        'providers add') echo '--driver --base-url --key-env --header --default-model --api-version --region --profile --key-header --key-prefix' ;;
         'providers verify') echo '--timeout --probe' ;;
         'models sync') echo '--timeout' ;;
         'models list') echo '--provider -p --capability -c --sort' ;;

@@ -3,12 +3,13 @@
 # No `from __future__ import annotations` in modules that define commands: typer would then
 # compile and evaluate every annotation string (twice) each time it builds a command.
 
+import json
 import sys
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from callm.cli.context import State, state
+from callm.cli.context import State, number, state
 from callm.errors import EXIT_INTERRUPTED, UsageError
 
 if TYPE_CHECKING:
@@ -99,6 +100,12 @@ def chat(
     st = state(ctx)
     if json_out:
         st.out.json_mode = True
+    number(temperature, "--temperature")
+    number(max_cost, "--max-cost")
+    if getattr(sys.stdout, "callm_closed", False) and not estimate:
+        raise UsageError("standard output is closed: the reply would be lost")
+    if model is not None and not model.strip():
+        raise UsageError("-m/--model is empty", hint="pass -m PROVIDER/MODEL, e.g. -m sim")
     if timeout is not None and not 0 < timeout < float("inf"):
         raise UsageError(f"--timeout must be a number of seconds greater than 0, not {timeout:g}")
     files = list(attach or [])
@@ -159,7 +166,21 @@ def _prompt_text(words: list[str], stdin_taken: bool = False) -> str:
             raise UsageError(f"cannot read the prompt from stdin: {exc}") from None
         if piped.strip():
             text = f"{text}\n\n{piped}" if text else piped
+    _check_utf8(text, "the prompt")
     return text
+
+
+def _check_utf8(text: str, what: str) -> None:
+    """Bytes that are not UTF-8 arrive as lone surrogates (surrogateescape): name them here
+    rather than fail while encoding the request."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = text[exc.start].encode("utf-8", "surrogateescape")
+        raise UsageError(
+            f"{what} is not valid UTF-8 (byte 0x{bad.hex()} at character {exc.start})",
+            hint="convert it first, e.g. `iconv -f latin1 -t utf-8`",
+        ) from None
 
 
 def _isatty(stream: Any) -> bool:
@@ -187,7 +208,10 @@ def _estimate(
     est = estimate(cfg, target.provider, target.model, prompt, spec.max_tokens, extra=extra)
     if print_only:
         if st.out.json_mode:
-            st.out.emit_json({"model": target.model, "provider": target.provider, **_est_dict(est)})
+            from callm.outputs import dump
+
+            est_json = {"model": target.model, "provider": target.provider, **_est_dict(est)}
+            st.out.emit_json(dump("chat-estimate", est_json))
         else:
             st.out.data(_est_line(target.label, est))
         return
@@ -239,12 +263,18 @@ def _run(st: State, spec: "CallSpec") -> "CallOutcome":
     sink = _sink(st, spec.schema is not None)
     try:
         outcome = call(cfg, spec, sink or (lambda ev: None), st.out.info)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        from callm.errors import interrupt_exit_code
+
         _close(sink)
         if st.out.json_mode:
-            st.out.emit_json({"error": {"kind": "interrupted", "message": "interrupted"}})
+            from callm.outputs import dump
+
+            st.out.emit_json(
+                dump("error", {"error": {"kind": "interrupted", "message": "interrupted"}})
+            )
         st.out.stderr.write("\ninterrupted\n")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        raise typer.Exit(interrupt_exit_code(exc)) from None
     except PipeClosed:
         from callm.cli.errors import _silence_stdout
 
@@ -272,11 +302,11 @@ def _finish(st: State, o: "CallOutcome") -> int:
 
     err = o.error
     if st.out.json_mode:
-        st.out.emit_json(_json(o))
+        from callm.outputs import dump
+
+        st.out.emit_json(dump("chat", _json(o)))
     if err is not None:  # one line on stderr in every mode; the text that arrived stays
-        st.out.stderr.write(f"error: {scrub(err.one_line())}\n")
-        if err.hint:
-            st.out.stderr.write(f"hint: {scrub(err.hint)}\n")
+        st.out.error(scrub(err.one_line()), scrub(err.hint) if err.hint else None)
         return err.exit_code
     if o.parsed is not None and not st.out.json_mode:
         _print_parsed(st, o.parsed)
@@ -287,7 +317,6 @@ def _finish(st: State, o: "CallOutcome") -> int:
 
 def _print_parsed(st: State, obj: Any) -> None:
     """A checked --schema reply: indented on a terminal, one line in a pipe."""
-    import json
 
     indent = 2 if st.out.rich_stdout else None
     try:
@@ -367,7 +396,7 @@ def _interactive(st: State, spec: "CallSpec") -> int:
         try:
             o = _run(st, spec)
         except typer.Exit as exc:  # Ctrl-C during a reply ends the reply, not the session
-            if exc.exit_code != EXIT_INTERRUPTED:
+            if exc.exit_code != EXIT_INTERRUPTED:  # SIGTERM/SIGHUP end the session
                 raise
             history.pop()
             continue

@@ -126,6 +126,15 @@ def _driver(value: str) -> str:
     return value
 
 
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP field name (RFC 9110 5.1)
+
+
+def _header_name(value: str) -> str:
+    if not _TOKEN.fullmatch(value):
+        raise ValueError(f"{value!r} is not an HTTP header name")
+    return value
+
+
 def _url(value: str) -> str:
     if "://" not in value:
         raise ValueError(f"base_url must be a URL like https://host/v1, got {value!r}")
@@ -140,6 +149,18 @@ def _ledger_url(value: str) -> str:
         return check_url(value)
     except ConfigError as exc:
         raise ValueError(exc.message.removeprefix("ledger url ")) from None
+
+
+def _aws_region(value: str) -> str:
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", value):
+        raise ValueError(f"region must be an AWS region like us-east-1, got {value!r}")
+    return value
+
+
+def _endpoint_url(value: str) -> str:
+    if "://" not in value:
+        raise ValueError(f"endpoint_url must be a URL like https://host, got {value!r}")
+    return value
 
 
 Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -195,12 +216,20 @@ class ProviderConfig(_Section):
     timeout: Seconds = 60.0  # read timeout
     connect_timeout: Seconds = 10.0
     headers: dict[str, str] = Field(default_factory=dict)
+    # The header that carries the key (`x-api-key`), when not the driver's own; the key itself
+    # stays in the keychain or a variable, never in this file.
+    key_header: Annotated[str, AfterValidator(_header_name)] | None = None
+    key_prefix: str | None = None  # put before the key in key_header ("Bearer ")
     models: list[str] | None = None
     api_version: str | None = None  # azure-openai
     deadline: Seconds | None = None  # the most one request may take, however slow the reply
     ca_bundle: str | None = None  # TLS for a corporate gateway: PEM CA file or directory,
     client_cert: str | None = None  # and a client certificate (PEM)
     client_key: str | None = None  # with its key, when not in client_cert
+    # bedrock: AWS region, profile (credential chain), and an endpoint other than AWS's own
+    region: Annotated[str, AfterValidator(_aws_region)] | None = None
+    profile: str | None = None
+    endpoint_url: Annotated[str, AfterValidator(_endpoint_url)] | None = None
 
 
 class RetryConfig(_Section):

@@ -7,6 +7,7 @@ The schema is a list of migrations; `PRAGMA user_version` records how many have 
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -429,7 +430,7 @@ def connect(path: Path | None = None) -> sqlite3.Connection:
         return pg.connect(url)  # type: ignore[return-value]  # sqlite3's manners, see pg.py
     path = path or db_path()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _private(path)
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
     except (OSError, sqlite3.Error) as exc:
         raise CallmError(
@@ -445,6 +446,26 @@ def connect(path: Path | None = None) -> sqlite3.Connection:
         conn.close()
         raise CallmError(f"data DB {path} is not usable: {exc}") from None
     return conn
+
+
+def _private(path: Path) -> None:
+    """The DB holds prompts and replies when logged: the file 0600 (its -wal and -shm copy
+    that), in a folder of ours that is 0700."""
+    import stat
+
+    folder = path.parent
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = folder.stat()
+    mine = not hasattr(os, "getuid") or st.st_uid == os.getuid()
+    if st.st_mode & 0o077 and mine and not path.exists():
+        folder.chmod(0o700)  # a new DB: the folder is callm's own (an old one was 0755)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_IMODE(mode) & 0o077:
+            os.fchmod(fd, 0o600)  # a DB from before this rule
+    finally:
+        os.close(fd)
 
 
 def _enable_wal(conn: sqlite3.Connection) -> None:

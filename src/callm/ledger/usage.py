@@ -275,6 +275,7 @@ def _append(path: Path, data: bytes) -> None:
     for _ in range(20):
         fd = os.open(path, flags, 0o600)
         try:
+            _refuse_foreign(path, fd)
             _lock(fd)
             try:  # an importer may have removed the file while we waited for the lock
                 same = os.stat(path).st_ino == os.fstat(fd).st_ino
@@ -292,6 +293,16 @@ def _append(path: Path, data: bytes) -> None:
         finally:
             os.close(fd)
     raise OSError(f"could not append to {path}")
+
+
+def _refuse_foreign(path: Path, fd: int) -> None:
+    """The temp dir is shared and the spill file's name can be guessed: one that another user
+    created (to read our rows) or that is not a plain file is not ours to append to."""
+    import stat
+
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or (hasattr(os, "getuid") and st.st_uid != os.getuid()):
+        raise OSError(f"{path} is not ours")
 
 
 def _lock(fd: int) -> None:
