@@ -304,3 +304,22 @@ def test_the_password_comes_from_the_keychain_or_pgpassword(cli, pg_cluster, mon
     keychain_delete(f"ledger:{PASSWORD_USER}@127.0.0.1:{pg_cluster.port}/pwdb")
     r = cli.sub("ledger", "status", "--json", env={"PGPASSWORD": secret})
     assert r.code == 0, r.output
+
+
+def test_ledger_json_outputs_match_their_schemas(cli, ledger_backend, pg_url) -> None:
+    import jsonschema
+
+    from callm.outputs import SCHEMAS
+
+    record(UsageRow(ts=time.time(), provider="sim", model="m"))
+    for args, name in (
+        (("ledger", "status", "--json"), "ledger-status"),
+        (("ledger", "migrate", "--json"), "ledger-status"),
+    ):
+        r = cli(*args)
+        assert r.code == 0, r.output
+        jsonschema.validate(json.loads(r.stdout), SCHEMAS[name].model_json_schema())
+    if ledger_backend == "sqlite":
+        r = cli("ledger", "copy", "--to", pg_url, "--json")
+        assert r.code == 0, r.output
+        jsonschema.validate(json.loads(r.stdout), SCHEMAS["ledger-copy"].model_json_schema())

@@ -236,6 +236,26 @@ class UsageReport(_Out):
     totals: UsageTotals
 
 
+class LedgerStatus(_Out):
+    """`callm ledger status --json` (and `ledger migrate --json`, which adds `imported`)."""
+
+    backend: Literal["sqlite", "postgresql"]
+    location: str  # the file, or the URL (never a password)
+    schema_version: int | None  # None: the ledger could not be reached
+    latest_version: int
+    reachable: bool
+    error: str | None
+    rows: dict[str, int]  # table -> rows
+    spill_backlog: int  # usage rows waiting in spill files to go in
+    imported: int | None = None  # migrate: spilled rows written in now
+
+
+class LedgerCopy(_Out):
+    """`callm ledger copy --json`: rows added per table (0 everywhere on a second run)."""
+
+    added: dict[str, int]
+
+
 SCHEMAS: dict[str, type[BaseModel]] = {
     "chat": ChatOutput,
     "chat-estimate": ChatEstimate,
@@ -247,6 +267,8 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "models-show": ModelRow,
     "models-sync": ModelsSync,
     "usage-report": UsageReport,
+    "ledger-status": LedgerStatus,
+    "ledger-copy": LedgerCopy,
     "config": Config,  # the config file (what it accepts, so validation mode)
 }
 

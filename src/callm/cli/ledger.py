@@ -30,11 +30,12 @@ def status(
 ) -> None:
     """Backend, schema version, row counts and the spill backlog."""
     from callm.ledger import admin
+    from callm.outputs import dump
 
     st = _load(ctx)
     data = admin.status()
     if json_out or st.out.json_mode:
-        st.out.emit_json(data)
+        st.out.emit_json(dump("ledger-status", data))
     else:
         _show(st.out, data)
     if not data["reachable"]:
@@ -48,11 +49,12 @@ def migrate(
 ) -> None:
     """Bring the schema up to date and write spilled rows in (both also happen on first use)."""
     from callm.ledger import admin
+    from callm.outputs import dump
 
     st = _load(ctx)
     data = admin.migrate()
     if json_out or st.out.json_mode:
-        st.out.emit_json(data)
+        st.out.emit_json(dump("ledger-status", data))
         return
     _show(st.out, data)
     st.out.info(f"schema at version {data['schema_version']}; imported {data['imported']} row(s)")
@@ -75,7 +77,9 @@ def copy(
     st = state(ctx)
     added = admin.copy(to, Path(source).expanduser() if source else None)
     if json_out or st.out.json_mode:
-        st.out.emit_json({"added": added})
+        from callm.outputs import dump
+
+        st.out.emit_json(dump("ledger-copy", {"added": added}))
         return
     parts = ", ".join(f"{n} {t}" for t, n in added.items())
     st.out.info(f"copied: {parts}")
