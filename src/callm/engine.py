@@ -54,6 +54,8 @@ class CallSpec:
     stream: bool = True
     options: dict[str, Any] = field(default_factory=dict)
     fallbacks: list[str] = field(default_factory=list)
+    cid: str | None = None  # the conversation (callm.conversations); None: not logged as one
+    log: bool | None = None  # False: --no-log; None: the config's log_prompts
 
 
 @dataclass
@@ -442,6 +444,7 @@ def _settle_usage(cfg: Config, spec: CallSpec, out: CallOutcome) -> None:
 
 
 def _record(cfg: Config, spec: CallSpec, out: CallOutcome, started_at: float) -> None:
+    from callm.conversations import log_columns
     from callm.ledger.usage import UsageRow, record
 
     t = out.target
@@ -468,13 +471,6 @@ def _record(cfg: Config, spec: CallSpec, out: CallOutcome, started_at: float) ->
         error_kind=kind,
         attempts=max(1, sum(a.tries for a in out.attempts)),
         attempts_json=json.dumps([a.as_dict() for a in out.attempts]),
-        prompt=_prompt_text(spec) if cfg.log_prompts else None,
-        reply=out.result.text if cfg.log_prompts else None,
+        **log_columns(cfg, spec, out),
     )
     record(row)
-
-
-def _prompt_text(spec: CallSpec) -> str:
-    parts = [f"[system] {spec.system}"] if spec.system else []
-    parts += [f"[{m.role}] {m.content}" for m in spec.messages]
-    return "\n".join(parts)

@@ -89,6 +89,17 @@ def chat(
         ),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+    cont: Annotated[
+        bool, typer.Option("--continue", "-c", help="Continue the latest conversation.")
+    ] = False,
+    cid: Annotated[
+        str | None, typer.Option("--cid", metavar="ID", help="Continue this conversation.")
+    ] = None,
+    no_log: Annotated[bool, typer.Option("--no-log", help="Do not log this call.")] = False,
+    template: Annotated[
+        str | None,
+        typer.Option("--template", "-t", metavar="NAME", help="Start from a saved template."),
+    ] = None,
 ) -> None:
     from callm.engine import CallSpec
     from callm.types import Message
@@ -97,26 +108,50 @@ def chat(
     if json_out:
         st.out.json_mode = True
     text = _prompt_text(prompt or [])
+    options = parse_options(option or [])
+    if template:  # flags given with -t win over the template's
+        from callm.templates import apply
+
+        t = apply(st.config(), template, text, model=model, system=system, options=options)
+        text, model, system, options = t.text, t.model, t.system, t.options
     spec = CallSpec(
         model=model,
-        messages=[Message("user", text)] if text else [],
+        messages=[],
         system=system,
         temperature=temperature,
         max_tokens=max_tokens,
         stream=not no_stream,
-        options=parse_options(option or []),
+        options=options,
         fallbacks=list(fallback or []),
+        log=False if no_log else None,
     )
+    history = _conversation(st, spec, cont, cid)
     if not text:
         if _isatty(sys.stdin) and _isatty(sys.stdout) and not (estimate or st.out.json_mode):
-            raise typer.Exit(_interactive(st, spec))
+            from callm.cli.repl import session
+
+            raise typer.Exit(session(st, spec, history))
         raise UsageError("no prompt given", hint='callm chat -m sim "hello", or pipe text on stdin')
+    spec.messages = [*history, Message("user", text)]
+    if history:
+        from callm.conversations import fit
+
+        fit(st.config(), spec, st.out.warn)
     if estimate or max_cost is not None:
-        _estimate(st, spec, text, max_cost, print_only=estimate)
+        _estimate(st, spec, max_cost, print_only=estimate)
         if estimate:
             return
     outcome = _run(st, spec)
     raise typer.Exit(_finish(st, outcome))
+
+
+def _conversation(st: State, spec: "CallSpec", cont: bool, cid: str | None) -> list[Any]:
+    """The turns of the conversation this call continues (-c, --cid), or none: a new one."""
+    from callm import conversations
+
+    history = conversations.resume(st.config(), spec, cid, st.out.warn) if cont or cid else []
+    spec.cid = spec.cid or conversations.new_cid()
+    return history
 
 
 def _prompt_text(words: list[str]) -> str:
@@ -139,16 +174,18 @@ def _isatty(stream: Any) -> bool:
         return False
 
 
-def _estimate(
-    st: State, spec: "CallSpec", text: str, max_cost: float | None, print_only: bool
-) -> None:
+def _estimate(st: State, spec: "CallSpec", max_cost: float | None, print_only: bool) -> None:
+    """Counts every message sent: a continued conversation's history too."""
     from callm.endpoints import resolve_target
     from callm.pricing import check_budget, estimate
 
     cfg = st.config()
     target = resolve_target(cfg, spec.model)
+    text = "\n".join(m.content for m in spec.messages)
     prompt = f"{spec.system}\n{text}" if spec.system else text
-    est = estimate(cfg, target.provider, target.model, prompt, spec.max_tokens)
+    est = estimate(
+        cfg, target.provider, target.model, prompt, spec.max_tokens, messages=len(spec.messages)
+    )
     if print_only:
         if st.out.json_mode:
             st.out.emit_json({"model": target.model, "provider": target.provider, **_est_dict(est)})
@@ -285,42 +322,3 @@ def _json(o: "CallOutcome") -> dict[str, Any]:
     if o.error is not None:
         obj["error"] = {"kind": o.error.kind, "message": scrub(o.error.one_line())}
     return obj
-
-
-def _interactive(st: State, spec: "CallSpec") -> int:
-    """A multi-turn session; history stays in memory only."""
-    from callm.endpoints import resolve_target
-    from callm.types import Message
-
-    target = resolve_target(st.config(), spec.model)
-    st.out.info(f"chatting with {target.label}; /exit or Ctrl-D to leave")
-    history: list[Message] = []
-    while True:
-        try:
-            line = input("> ")
-        except EOFError:
-            st.out.info("")
-            return 0
-        except KeyboardInterrupt:
-            st.out.info("")
-            return EXIT_INTERRUPTED
-        if line.strip() in ("/exit", "/quit"):
-            return 0
-        if not line.strip():
-            continue
-        history.append(Message("user", line))
-        spec.messages = list(history)
-        try:
-            o = _run(st, spec)
-        except typer.Exit as exc:  # Ctrl-C during a reply ends the reply, not the session
-            if exc.exit_code != EXIT_INTERRUPTED:
-                raise
-            history.pop()
-            continue
-        if o.error is not None:
-            _finish(st, o)
-            history.pop()
-            continue
-        history.append(Message("assistant", o.result.text))
-        if not st.out.quiet:
-            st.out.info(_summary(o))

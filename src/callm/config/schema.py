@@ -49,6 +49,15 @@ def check_provider_name(name: str) -> str:
     return name
 
 
+def check_template_name(name: str) -> str:
+    if not _PROVIDER_NAME.fullmatch(name):
+        raise ValueError(
+            f"bad template name {name!r}: use letters, digits, '.', '_' and '-' "
+            "(starting with a letter or digit)"
+        )
+    return name
+
+
 # ---- field checks: each takes (value, where) and returns the value it keeps ----------------
 
 
@@ -274,6 +283,22 @@ class PriceOverride(_Section):
     cache_write: float | None = field(default=None, metadata=_checks(_optional(_number(ge=0))))
 
 
+def _toml_value(value: Any, loc: Loc) -> Any:
+    """A driver option: any TOML value (string, number, boolean, list, table)."""
+    return dict(value) if isinstance(value, Mapping) else value
+
+
+@dataclass(frozen=True)
+class TemplateConfig(_Section):
+    """[templates.NAME]: a saved prompt with its model, system prompt and options."""
+
+    model: str | None = field(default=None, metadata=_checks(_optional(_str)))
+    system: str | None = field(default=None, metadata=_checks(_optional(_str)))
+    prompt: str | None = field(default=None, metadata=_checks(_optional(_str)))  # $input
+    options: dict[str, Any] = field(default_factory=dict, metadata=_checks(_table_of(_toml_value)))
+    schema: str | None = field(default=None, metadata=_checks(_optional(_str)))
+
+
 def _provider_table(value: Any, loc: Loc) -> dict[str, ProviderConfig]:
     return _table_of(_section(ProviderConfig), key=check_provider_name)(value, loc)
 
@@ -281,7 +306,7 @@ def _provider_table(value: Any, loc: Loc) -> dict[str, ProviderConfig]:
 @dataclass(frozen=True)
 class Config(_Section):
     default_model: str | None = field(default=None, metadata=_checks(_optional(_str)))
-    log_prompts: bool = field(default=False, metadata=_checks(_bool))
+    log_prompts: bool = field(default=True, metadata=_checks(_bool))
     providers: dict[str, ProviderConfig] = field(
         default_factory=dict, metadata=_checks(_provider_table)
     )
@@ -292,6 +317,10 @@ class Config(_Section):
     retry: RetryConfig = field(default_factory=RetryConfig, metadata=_checks(_section(RetryConfig)))
     pricing: dict[str, PriceOverride] = field(
         default_factory=dict, metadata=_checks(_table_of(_section(PriceOverride)))
+    )
+    templates: dict[str, TemplateConfig] = field(
+        default_factory=dict,
+        metadata=_checks(_table_of(_section(TemplateConfig), key=check_template_name)),
     )
 
     def to_toml_dict(self) -> dict[str, Any]:
