@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "providers": ("callm.cli.providers", "app", "Register, inspect and verify providers."),
     "models": ("callm.cli.models", "app", "Model lists with prices and context windows."),
     "usage": ("callm.cli.usage", "app", "What your calls cost."),
+    "logs": ("callm.cli.logs", "app", "Logged calls: list, search, show, remove; logging on/off."),
+    "templates": ("callm.cli.templates", "app", "Saved prompts: save, list, show, edit, rm."),
 }
 
 
@@ -170,7 +172,9 @@ def hoist_global_options(args: list[str]) -> list[str]:
         if a == "--":
             rest += args[i:]
             break
-        if a in GLOBAL_FLAGS:
+        if a in ("-q", "--query") and rest[:1] == ["logs"]:  # `logs -q TEXT` searches
+            rest.append(a)
+        elif a in GLOBAL_FLAGS:
             front.append(a)
         elif a == "--config" and i + 1 < len(args):
             front += [a, args[i + 1]]
@@ -183,8 +187,21 @@ def hoist_global_options(args: list[str]) -> list[str]:
     return front + rest
 
 
+def _command_index(args: list[str]) -> int:
+    """Where the sub-command's name is, once global options are in front."""
+    i = 0
+    while i < len(args) and (args[i] in GLOBAL_FLAGS or args[i].startswith("--config")):
+        i += 2 if args[i] == "--config" else 1
+    return i
+
+
 def run(args: list[str]) -> int:
     args = hoist_global_options(args)
+    i = _command_index(args)
+    if args[i : i + 1] == ["logs"]:
+        from callm.cli.logs import default_to_list
+
+        args = args[:i] + default_to_list(args[i:])
     try:
         result = app(args=args, prog_name="callm", standalone_mode=False)
         return result if isinstance(result, int) else 0
