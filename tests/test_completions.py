@@ -96,7 +96,7 @@ def test_bash_registers_the_function() -> None:
 @pytest.mark.parametrize(
     ("words", "expected"),
     [
-        (["callm", ""], ["chat", "providers", "models", "usage"]),
+        (["callm", ""], ["chat", "providers", "models", "usage", "logs", "templates"]),
         (["callm", "pro"], ["providers"]),
         (["callm", "providers", ""],
          ["add", "list", "show", "remove", "enable", "disable", "set-key", "catalog", "verify"]),
@@ -114,7 +114,7 @@ def test_bash_registers_the_function() -> None:
         (["callm", "chat", "-m", "sim", "--max-"], ["--max-tokens", "--max-cost"]),
         (["callm", "providers", "add", "--driver", ""], []),  # a free value: nothing to offer
         (["callm", "providers", "list", ""], []),  # a leaf command
-        (["callm", "nosuch", ""], ["chat", "providers", "models", "usage"]),
+        (["callm", "nosuch", ""], ["chat", "providers", "models", "usage", "logs", "templates"]),
     ],
     ids=lambda v: " ".join(v) if isinstance(v, list) and v and v[0] == "callm" else None,
 )  # fmt: skip
@@ -179,7 +179,7 @@ def test_zsh_script_parses() -> None:
 @pytest.mark.parametrize(
     ("words", "expected"),
     [
-        (["callm", ""], ["chat", "providers", "models", "usage"]),
+        (["callm", ""], ["chat", "providers", "models", "usage", "logs", "templates"]),
         (["callm", "--json", "models", ""], ["sync", "list", "show", "default"]),
         (["callm", "--config", "x.toml", "usage", ""], ["report"]),
         (["callm", "--config", ""], ["<files>"]),
@@ -209,7 +209,7 @@ def fish_complete(line: str) -> list[str]:
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        ("callm ", ["chat", "models", "providers", "usage"]),
+        ("callm ", ["chat", "logs", "models", "providers", "templates", "usage"]),
         ("callm --json providers s", ["set-key", "show"]),
         ("callm --config x.toml us", ["usage"]),
         ("callm usage report --by ", ["day", "model", "provider"]),

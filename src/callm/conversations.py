@@ -18,7 +18,7 @@ from callm.types import Message
 if TYPE_CHECKING:
     from callm.config.schema import Config
     from callm.engine import CallOutcome, CallSpec
-    from callm.ledger.logs import LogEntry
+    from callm.ledger.logs import Turn
 
 Notice = Callable[[str], None]
 
@@ -43,7 +43,7 @@ def resume(cfg: Config, spec: CallSpec, cid: str | None, notice: Notice) -> list
     conn = logs.connect()
     try:
         found = logs.resolve_cid(conn, cid) if cid else logs.latest_cid(conn)
-        entries = logs.conversation(conn, found) if found else []
+        entries = logs.turns(conn, found) if found else []
     finally:
         conn.close()
     if not found:
@@ -60,7 +60,7 @@ def resume(cfg: Config, spec: CallSpec, cid: str | None, notice: Notice) -> list
     return history(entries)
 
 
-def history(entries: list[LogEntry]) -> list[Message]:
+def history(entries: list[Turn]) -> list[Message]:
     """User/assistant pairs of the calls that got a reply (a partial one counts: Ctrl-C and
     broken streams keep what arrived); a call that failed before any text is left out."""
     out: list[Message] = []

@@ -97,7 +97,7 @@ def _reload(st: State, spec: CallSpec, history: list[Message]) -> list[Message]:
         return history
     conn = logs.connect()
     try:
-        return conversations.history(logs.conversation(conn, spec.cid))
+        return conversations.history(logs.turns(conn, spec.cid))
     finally:
         conn.close()
 

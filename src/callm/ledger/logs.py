@@ -12,7 +12,7 @@ import re
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from callm.errors import NotFoundError, UsageError
 
@@ -138,7 +138,11 @@ def list_entries(
         )
         args = [fts_query(query), *args]
     else:
-        sql = f"SELECT {cols} FROM usage u WHERE {' AND '.join(where)} ORDER BY u.id DESC LIMIT ?"
+        # ts, id: the order of the (provider|model, ts) indexes, so a filter needs no sort
+        sql = (
+            f"SELECT {cols} FROM usage u WHERE {' AND '.join(where)}"
+            " ORDER BY u.ts DESC, u.id DESC LIMIT ?"
+        )
     rows = conn.execute(sql, (*args, limit)).fetchall()
     return [_entry(r) for r in rows]
 
@@ -158,6 +162,26 @@ def conversation(conn: sqlite3.Connection, cid: str) -> list[LogEntry]:
         f"SELECT {_FIELDS} FROM usage WHERE cid = ? AND prompt IS NOT NULL ORDER BY id", (cid,)
     ).fetchall()
     return [_entry(r) for r in rows]
+
+
+class Turn(NamedTuple):
+    """What continuing a conversation needs of a call (lighter than a LogEntry)."""
+
+    prompt: str
+    reply: str | None
+    provider: str
+    model: str
+    system: str | None
+
+
+def turns(conn: sqlite3.Connection, cid: str) -> list[Turn]:
+    """The conversation's calls, oldest first (in order of completion)."""
+    rows = conn.execute(
+        "SELECT prompt, reply, provider, model, system FROM usage"
+        " WHERE cid = ? AND prompt IS NOT NULL ORDER BY id",
+        (cid,),
+    ).fetchall()
+    return [Turn(*r) for r in rows]
 
 
 def latest_cid(conn: sqlite3.Connection) -> str | None:
