@@ -215,3 +215,12 @@ def test_db_path_is_the_data_db(isolated_env: IsolatedEnv) -> None:
     from callm.paths import db_path
 
     assert Path(db_path()) == isolated_env.data_dir / "callm.db"
+
+
+def test_chat_json_names_the_conversation(cli: Cli) -> None:
+    first = json.loads(cli("chat", "-m", "sim", "--json", "one").stdout)
+    again = json.loads(cli("chat", "--cid", first["conversation"], "--json", "two").stdout)
+    assert again["conversation"] == first["conversation"]
+    assert "conversation" not in json.loads(
+        cli("chat", "-m", "sim", "--no-log", "--json", "x").stdout
+    )

@@ -91,6 +91,7 @@ class CallOutcome:
     error: CallmError | None = None
     interrupted: bool = False
     text_shown: bool = False  # some text reached the sink
+    cid: str | None = None  # the logged conversation, for `chat --json`
 
     @property
     def outcome(self) -> str:

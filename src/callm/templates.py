@@ -63,10 +63,10 @@ def apply(
     schema: str | None = None,
 ) -> Applied:
     t = get(cfg, name)
-    if t.prompt and "$input" in t.prompt and not text:
-        raise UsageError(f"template {name!r} wants input ($input): give a prompt or pipe text")
+    wants_input = bool(t.prompt) and ("$input" in t.prompt or "${input}" in t.prompt)
     return Applied(
-        text=render(t.prompt, text),
+        # no input for a $input template: no prompt (an interactive session, or an error)
+        text="" if wants_input and not text else render(t.prompt, text),
         model=model or t.model,
         system=system if system is not None else t.system,
         options={**t.options, **options},

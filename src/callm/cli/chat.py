@@ -131,7 +131,10 @@ def chat(
             from callm.cli.repl import session
 
             raise typer.Exit(session(st, spec, history))
-        raise UsageError("no prompt given", hint='callm chat -m sim "hello", or pipe text on stdin')
+        hint = 'callm chat -m sim "hello", or pipe text on stdin'
+        if template:
+            hint = f"template {template!r} fills $input from the arguments or stdin"
+        raise UsageError("no prompt given", hint=hint)
     spec.messages = [*history, Message("user", text)]
     if history:
         from callm.conversations import fit
@@ -142,6 +145,8 @@ def chat(
         if estimate:
             return
     outcome = _run(st, spec)
+    if st.out.json_mode and spec.log is not False and st.config().log_prompts:
+        outcome.cid = spec.cid  # shown in --json: what `chat --cid` continues
     raise typer.Exit(_finish(st, outcome))
 
 
@@ -321,4 +326,6 @@ def _json(o: "CallOutcome") -> dict[str, Any]:
         ]
     if o.error is not None:
         obj["error"] = {"kind": o.error.kind, "message": scrub(o.error.one_line())}
+    if o.cid:
+        obj["conversation"] = o.cid
     return obj
