@@ -178,7 +178,7 @@ def test_no_log_keeps_the_call_out_of_the_log_but_counts_its_cost(env: dict[str,
 
 def test_two_processes_continuing_at_once_both_land(env: dict[str, str]) -> None:
     with serving(
-        openai_reply("One."), openai_reply("Two.", delay=0.8), openai_reply("Three.")
+        openai_reply("One."), openai_reply("Two.", delay=4.0), openai_reply("Three.")
     ) as srv:
         configure(env, srv.url)
         run(["chat", "-m", "lab/gpt-x", "start"], env)
@@ -189,7 +189,9 @@ def test_two_processes_continuing_at_once_both_land(env: dict[str, str]) -> None
 
         slow = threading.Thread(target=go, args=("slow",))
         slow.start()
-        time.sleep(0.3)  # the slow one's request is in flight
+        deadline = time.monotonic() + 30
+        while len(srv.seen) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)  # until the slow one's request is in flight (it stalls 4 s)
         go("fast")
         slow.join()
         assert out["slow"].returncode == 0 and out["fast"].returncode == 0
