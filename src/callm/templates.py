@@ -6,7 +6,6 @@ as `[templates.NAME]` tables (editable by hand, shareable in dotfiles).
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from string import Template as _Subst
 from typing import TYPE_CHECKING, Any
@@ -70,7 +69,7 @@ def apply(
         model=model or t.model,
         system=system if system is not None else t.system,
         options={**t.options, **options},
-        schema=schema if schema is not None else t.schema,
+        schema=schema if schema is not None else t.schema_,
     )
 
 
@@ -85,7 +84,7 @@ def save(
     schema: str | None = None,
 ) -> Config:
     """The config with template `name` set (replaced if it exists)."""
-    from callm.config.schema import SchemaError, TemplateConfig, check_template_name
+    from callm.config.schema import SchemaError, TemplateConfig, check_template_name, updated
 
     try:
         check_template_name(name)
@@ -96,12 +95,14 @@ def save(
         raise UsageError(str(exc)) from None
     if not (model or system or prompt or options or schema):
         raise UsageError("a template needs at least one of -m, -s, --prompt, -o, --schema")
-    return dataclasses.replace(cfg, templates={**cfg.templates, name: t})
+    return updated(cfg, templates={**cfg.templates, name: t})
 
 
 def remove(cfg: Config, name: str) -> Config:
+    from callm.config.schema import updated
+
     get(cfg, name)
-    return dataclasses.replace(cfg, templates={k: v for k, v in cfg.templates.items() if k != name})
+    return updated(cfg, templates={k: v for k, v in cfg.templates.items() if k != name})
 
 
 def as_toml(name: str, t: TemplateConfig) -> str:

@@ -195,12 +195,12 @@ def off(ctx: typer.Context) -> None:
 
 
 def _set(ctx: typer.Context, value: bool) -> None:
-    import dataclasses
+    from callm.config.schema import updated
 
     st = state(ctx)
     cfg = st.config()
     if cfg.log_prompts != value:
-        st.save(dataclasses.replace(cfg, log_prompts=value))
+        st.save(updated(cfg, log_prompts=value))
     st.out.info(
         f"logging {'on' if value else 'off'} (log_prompts = {str(value).lower()} in "
         f"{st.config_path})"
