@@ -224,3 +224,22 @@ def test_chat_json_names_the_conversation(cli: Cli) -> None:
     assert "conversation" not in json.loads(
         cli("chat", "-m", "sim", "--no-log", "--json", "x").stdout
     )
+
+
+def test_logs_json_matches_its_published_schema(cli: Cli) -> None:
+    from dataclasses import fields
+
+    from callm.ledger.log_schema import LogEntry as Published
+    from callm.ledger.log_schema import LogList
+    from callm.ledger.logs import LogEntry
+
+    assert [f.name for f in fields(LogEntry)] == list(Published.model_fields)
+    _chat(cli, "-m", "sim", "-o", "seed=2", "one")
+    assert cli("chat", "-c", "-o", "fail=auth", "two").code == 3  # an error row, no reply
+    cid = json.loads(cli("logs", "list", "--json").stdout)[0]["cid"]
+    for args in (("logs", "list", "--json"), ("logs", "show", "--cid", cid, "--json")):
+        data = json.loads(cli(*args).stdout)
+        assert len(data) == 2
+        LogList.model_validate(data)
+    schema = LogList.model_json_schema()
+    assert schema["title"] == "callm logs" and "LogEntry" in schema["$defs"]
