@@ -8,8 +8,6 @@ import sqlite3
 import time
 from pathlib import Path
 
-import pytest
-
 from isolation import Cli, IsolatedEnv
 
 
@@ -89,23 +87,33 @@ def test_show_one_call_and_a_conversation(cli: Cli) -> None:
     assert cli("logs", "show", "1", "--cid", cid).code == 2
 
 
-def test_show_renders_markdown_on_a_terminal(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
-    _chat(cli, "-m", "sim", "hello")
+def _on_terminal(*args: str) -> str:
+    """stdout of `callm ARGS` with a terminal for stdout (rich output)."""
     import io
+    from contextlib import redirect_stderr, redirect_stdout
 
-    from callm.cli.context import State
-    from callm.render.output import Output
+    from callm.cli.app import run
 
     class Tty(io.StringIO):
         def isatty(self) -> bool:
             return True
 
     out = Tty()
-    from callm.cli import logs as logs_cli
+    with redirect_stdout(out), redirect_stderr(io.StringIO()):
+        assert run(list(args)) == 0
+    return out.getvalue()
 
-    ctx = type("Ctx", (), {"find_root": lambda self: self, "obj": State(out=Output(stdout=out))})()
-    logs_cli.show(ctx, log_id=1, cid=None, json_out=False)  # type: ignore[arg-type]
-    assert "Prompt" in out.getvalue() and "### Prompt" not in out.getvalue()
+
+def test_show_and_list_on_a_terminal(cli: Cli) -> None:
+    _chat(cli, "-m", "sim", "hello [bold]there[/bold] " + "x" * 300)
+    shown = _on_terminal("logs", "show", "1")
+    assert "Prompt" in shown and "### Prompt" not in shown, "Markdown is rendered"
+    listed = _on_terminal("logs", "list")
+    lines = listed.splitlines()
+    assert len(lines) == 3, "one line per call, never wrapped"
+    assert " 1 " in lines[2] and "sim/sim-small" in lines[2]
+    assert "hello [bold]" in listed, "logged text is shown as text, not as rich markup"
+    assert "…" in lines[2]
 
 
 def test_rm_forgets_the_text_but_keeps_the_usage_rows(cli: Cli, isolated_env: IsolatedEnv) -> None:

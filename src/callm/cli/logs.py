@@ -77,11 +77,36 @@ def list_(
             f"{e.provider}/{e.model}",
             e.cid or "",
             _snip(e.prompt),
-            _snip(e.reply) + (" [interrupted]" if e.interrupted else ""),
+            ("[interrupted] " if e.interrupted else "") + _snip(e.reply),
         ]
         for e in entries
     ]
-    st.out.table(["id", "time", "model", "conversation", "prompt", "reply"], rows)
+    columns = ["id", "time", "model", "cid", "prompt", "reply"]
+    if st.out.rich_stdout:  # narrower: month-day time, and the conversation's first 8
+        for r in rows:
+            r[1], r[3] = r[1][5:], r[3][:8]
+        _rich_table(st.out, columns, rows)
+    else:
+        st.out.table(columns, rows)
+
+
+def _rich_table(out: Any, columns: list[str], rows: list[list[str]]) -> None:
+    """One line per call on a terminal: prompt and reply share what the other columns leave
+    of the width, cut with an ellipsis, never wrapped."""
+    from rich.table import Table
+    from rich.text import Text
+
+    console = out.console()
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
+    fixed = sum(widths[:-2]) + 3 * len(columns)  # padding and a separator per column
+    long = max(12, (console.width - fixed) // 2)
+    t = Table(show_edge=False, header_style="bold")
+    for i, c in enumerate(columns):
+        width = long if i >= len(columns) - 2 else widths[i]
+        t.add_column(c, no_wrap=True, overflow="ellipsis", width=width)
+    for r in rows:
+        t.add_row(*(Text(cell) for cell in r))  # text, never rich markup
+    console.print(t)
 
 
 def _snip(text: str | None, width: int = 40) -> str:
