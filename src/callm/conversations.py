@@ -161,6 +161,8 @@ def attachments(spec: CallSpec) -> list[dict[str, Any]]:
         data = getattr(a, "data", None)
         name = getattr(a, "name", None) or getattr(a, "path", None) or str(a)
         entry: dict[str, Any] = {"name": str(name)}
+        if getattr(a, "mime", None):
+            entry["mime"] = a.mime
         if isinstance(data, (bytes, bytearray)):
             entry["sha256"] = hashlib.sha256(data).hexdigest()
             entry["bytes"] = len(data)

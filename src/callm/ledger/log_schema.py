@@ -14,6 +14,7 @@ class Attachment(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str
+    mime: str | None = Field(None, description="the type callm sent it as")
     sha256: str | None = Field(None, description="SHA-256 of the file's bytes, hex")
     bytes: int | None = Field(None, description="size of the file")
 
