@@ -88,6 +88,14 @@ def chat(
             "--max-cost", metavar="USD", min=0.0, help="Refuse if the worst case costs more."
         ),
     ] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout",
+            metavar="SECONDS",
+            help="The most one request may take, however slowly the reply arrives.",
+        ),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
     cont: Annotated[
         bool, typer.Option("--continue", "-c", help="Continue the latest conversation.")
@@ -107,6 +115,8 @@ def chat(
     st = state(ctx)
     if json_out:
         st.out.json_mode = True
+    if timeout is not None and not 0 < timeout < float("inf"):
+        raise UsageError(f"--timeout must be a number of seconds greater than 0, not {timeout:g}")
     text = _prompt_text(prompt or [])
     options = parse_options(option or [])
     if template:  # flags given with -t win over the template's
@@ -124,6 +134,7 @@ def chat(
         options=options,
         fallbacks=list(fallback or []),
         log=False if no_log else None,
+        timeout=timeout,
     )
     history = _conversation(st, spec, cont, cid)
     if not text:
