@@ -21,7 +21,7 @@ def _db(env: IsolatedEnv) -> sqlite3.Connection:
 
 
 def test_logging_is_on_by_default_and_stores_the_call(cli: Cli, isolated_env: IsolatedEnv) -> None:
-    _chat(cli, "-m", "sim", "-s", "You are terse.", "-o", "seed=3", "--temperature", "0.5", "hi")
+    _chat(cli, "-m", "sim", "-s", "You are terse.", "-o", "seed:=3", "--temperature", "0.5", "hi")
     res = cli("logs", "list", "--json")
     assert res.code == 0, res.output
     (entry,) = json.loads(res.stdout)
@@ -150,7 +150,7 @@ def test_path_status_on_off(cli: Cli, isolated_env: IsolatedEnv) -> None:
 
 def test_keys_never_reach_the_log(cli: Cli, isolated_env: IsolatedEnv) -> None:
     key = "sk-proj-" + "A1b2C3d4E5f6G7h8J9k0"
-    _chat(cli, "-m", "sim", "-o", "api_key=hunter2", "-o", "seed=1", f"my key is {key}")
+    _chat(cli, "-m", "sim", "-o", "api_key=hunter2", "-o", "seed:=1", f"my key is {key}")
     with _db(isolated_env) as conn:
         dump = "\n".join(str(r) for r in conn.execute("SELECT * FROM usage"))
     assert key not in dump and "hunter2" not in dump
@@ -242,7 +242,7 @@ def test_logs_json_matches_its_published_schema(cli: Cli) -> None:
     from callm.ledger.logs import LogEntry
 
     assert [f.name for f in fields(LogEntry)] == list(Published.model_fields)
-    _chat(cli, "-m", "sim", "-o", "seed=2", "one")
+    _chat(cli, "-m", "sim", "-o", "seed:=2", "one")
     assert cli("chat", "-c", "-o", "fail=auth", "two").code == 3  # an error row, no reply
     cid = json.loads(cli("logs", "list", "--json").stdout)[0]["cid"]
     for args in (("logs", "list", "--json"), ("logs", "show", "--cid", cid, "--json")):
@@ -251,3 +251,25 @@ def test_logs_json_matches_its_published_schema(cli: Cli) -> None:
         LogList.model_validate(data)
     schema = LogList.model_json_schema()
     assert schema["title"] == "callm logs" and "LogEntry" in schema["$defs"]
+
+
+def test_attachments_and_schema_replies_are_logged(cli: Cli, tmp_path: Path) -> None:
+    import hashlib
+
+    note = tmp_path / "note.txt"
+    note.write_text("meeting at noon\n")
+    _chat(cli, "-m", "sim", "-a", str(note), "summarise")
+    _chat(cli, "-m", "sim", "--schema", "name, age int", "a person")
+    with_schema, with_file = json.loads(cli("logs", "list", "--json").stdout)[:2]
+    (att,) = with_file["attachments"]
+    assert att["name"].endswith("note.txt") and att["bytes"] == 16
+    assert att["sha256"] == hashlib.sha256(b"meeting at noon\n").hexdigest()
+    assert "meeting at noon" not in json.dumps(with_file), "names and hashes, never contents"
+    assert isinstance(with_schema["reply_json"], dict) and "age" in with_schema["reply_json"]
+
+
+def test_a_template_with_a_schema(cli: Cli) -> None:
+    assert cli("templates", "save", "person", "-m", "sim", "--schema", "name, age int").code == 0
+    res = cli("chat", "-t", "person", "--json", "someone")
+    assert res.code == 0, res.output
+    assert "age" in json.loads(res.stdout)["parsed"]

@@ -26,7 +26,7 @@ def _logged(cli: Cli) -> list[dict[str, object]]:
 def test_save_list_show_rm(cli: Cli, isolated_env: IsolatedEnv) -> None:
     isolated_env.write_config("# keep this comment\n")
     res = cli(
-        "templates", "save", "sum", "-m", "sim", "-s", "Be brief.", "-o", "seed=4",
+        "templates", "save", "sum", "-m", "sim", "-s", "Be brief.", "-o", "seed:=4",
         "--prompt", "Summarise: $input",
     )  # fmt: skip
     assert res.code == 0, res.output
@@ -62,9 +62,19 @@ def test_chat_with_a_template_fills_input_from_args_and_stdin(cli: Cli) -> None:
 
 def test_flags_given_with_t_win(cli: Cli) -> None:
     cli(
-        "templates", "save", "t", "-m", "sim/sim-small", "-s", "A", "-o", "seed=1", "-o", "length=9"
+        "templates",
+        "save",
+        "t",
+        "-m",
+        "sim/sim-small",
+        "-s",
+        "A",
+        "-o",
+        "seed:=1",
+        "-o",
+        "length:=9",
     )
-    assert cli("chat", "-t", "t", "-m", "sim/sim-large", "-s", "B", "-o", "seed=2", "hi").code == 0
+    assert cli("chat", "-t", "t", "-m", "sim/sim-large", "-s", "B", "-o", "seed:=2", "hi").code == 0
     entry = _logged(cli)[0]
     assert entry["model"] == "sim-large" and entry["system"] == "B"
     assert entry["options"] == {"seed": 2, "length": 9}

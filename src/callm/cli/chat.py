@@ -3,7 +3,6 @@
 # No `from __future__ import annotations` in modules that define commands: typer would then
 # compile and evaluate every annotation string (twice) each time it builds a command.
 
-import json
 import sys
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -22,34 +21,6 @@ prompt on a terminal, starts an interactive session (/exit or Ctrl-D to leave).
 Try it offline: callm chat -m sim "hello"."""
 
 
-def parse_options(items: list[str]) -> dict[str, Any]:
-    """-o KEY=VALUE: numbers, true/false and JSON values are typed; the rest stay strings."""
-    opts: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"-o wants KEY=VALUE, got {item!r}")
-        opts[key.strip()] = _typed(raw.strip())
-    return opts
-
-
-def _typed(raw: str) -> Any:
-    low = raw.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    for conv in (int, float):
-        try:
-            return conv(raw)
-        except ValueError:
-            pass
-    if raw[:1] in "[{":
-        try:
-            return json.loads(raw)
-        except ValueError:
-            pass
-    return raw
-
-
 def chat(
     ctx: typer.Context,
     prompt: Annotated[
@@ -64,7 +35,30 @@ def chat(
     ] = None,
     option: Annotated[
         list[str] | None,
-        typer.Option("--option", "-o", metavar="KEY=VALUE", help="Driver option (repeatable)."),
+        typer.Option(
+            "--option",
+            "-o",
+            metavar="KEY=VAL|KEY:=JSON",
+            help="Driver option (repeatable): KEY=VALUE sends a string, KEY:=JSON a JSON value"
+            " (-o user=12345 -o seed:=42 -o stop:='[\"END\"]').",
+        ),
+    ] = None,
+    schema: Annotated[
+        str | None,
+        typer.Option(
+            "--schema",
+            metavar="SCHEMA",
+            help="Reply as JSON matching a schema: a FILE, inline JSON, or 'name, age int'.",
+        ),
+    ] = None,
+    attach: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--attach",
+            "-a",
+            metavar="FILE",
+            help="Send an image, PDF or text file; - reads it from stdin (repeatable).",
+        ),
     ] = None,
     temperature: Annotated[
         float | None, typer.Option("--temperature", metavar="T", min=0.0, max=2.0)
@@ -110,6 +104,7 @@ def chat(
     ] = None,
 ) -> None:
     from callm.engine import CallSpec
+    from callm.options import parse_options
     from callm.types import Message
 
     st = state(ctx)
@@ -117,13 +112,19 @@ def chat(
         st.out.json_mode = True
     if timeout is not None and not 0 < timeout < float("inf"):
         raise UsageError(f"--timeout must be a number of seconds greater than 0, not {timeout:g}")
-    text = _prompt_text(prompt or [])
+    files = list(attach or [])
+    if files.count("-") > 1:
+        raise UsageError("-a - can be given once: stdin holds one file")
+    atts = _attachments(files)
+    text = _prompt_text(prompt or [], stdin_taken="-" in files)
     options = parse_options(option or [])
     if template:  # flags given with -t win over the template's
         from callm.templates import apply
 
-        t = apply(st.config(), template, text, model=model, system=system, options=options)
-        text, model, system, options = t.text, t.model, t.system, t.options
+        t = apply(
+            st.config(), template, text, model=model, system=system, options=options, schema=schema
+        )
+        text, model, system, options, schema = t.text, t.model, t.system, t.options, t.schema
     spec = CallSpec(
         model=model,
         messages=[],
@@ -133,10 +134,14 @@ def chat(
         stream=not no_stream,
         options=options,
         fallbacks=list(fallback or []),
+        schema=_schema(schema),
+        attachments=atts,
         log=False if no_log else None,
         timeout=timeout,
     )
     history = _conversation(st, spec, cont, cid)
+    if not text and atts:
+        text = "Describe the attached file." if len(atts) == 1 else "Describe the attached files."
     if not text:
         if _isatty(sys.stdin) and _isatty(sys.stdout) and not (estimate or st.out.json_mode):
             from callm.cli.repl import session
@@ -170,9 +175,25 @@ def _conversation(st: State, spec: "CallSpec", cont: bool, cid: str | None) -> l
     return history
 
 
-def _prompt_text(words: list[str]) -> str:
+def _attachments(files: list[str]) -> tuple[Any, ...]:
+    if not files:
+        return ()
+    from callm.attachments import load
+
+    return tuple(load(f) for f in files)
+
+
+def _schema(arg: str | None) -> dict[str, Any] | None:
+    if arg is None:
+        return None
+    from callm.schema_output import load_schema
+
+    return load_schema(arg)
+
+
+def _prompt_text(words: list[str], stdin_taken: bool = False) -> str:
     text = " ".join(words).strip()
-    if sys.stdin is not None and not _isatty(sys.stdin):
+    if not stdin_taken and sys.stdin is not None and not _isatty(sys.stdin):
         try:
             piped = sys.stdin.read()
         except (OSError, ValueError, UnicodeDecodeError) as exc:
@@ -199,8 +220,19 @@ def _estimate(st: State, spec: "CallSpec", max_cost: float | None, print_only: b
     target = resolve_target(cfg, spec.model)
     text = "\n".join(m.content for m in spec.messages)
     prompt = f"{spec.system}\n{text}" if spec.system else text
+    extra = 0
+    if spec.attachments:
+        from callm.attachments import attachment_tokens
+
+        extra = sum(attachment_tokens(target.config.driver, a) for a in spec.attachments)
     est = estimate(
-        cfg, target.provider, target.model, prompt, spec.max_tokens, messages=len(spec.messages)
+        cfg,
+        target.provider,
+        target.model,
+        prompt,
+        spec.max_tokens,
+        messages=len(spec.messages),
+        extra=extra,
     )
     if print_only:
         if st.out.json_mode:
@@ -238,11 +270,11 @@ def _est_line(label: str, est: Any) -> str:
     )
 
 
-def _sink(st: State) -> Any:
+def _sink(st: State, schema: bool = False) -> Any:
     from callm.render.stream import MarkdownSink, PlainSink
 
-    if st.out.json_mode:
-        return None
+    if st.out.json_mode or schema:
+        return None  # JSON output is printed whole, once it is checked
     if st.out.rich_stdout:
         return MarkdownSink(st.out.console())
     return PlainSink(st.out.stdout)
@@ -253,7 +285,7 @@ def _run(st: State, spec: "CallSpec") -> "CallOutcome":
     from callm.render.stream import PipeClosed
 
     cfg = st.config()
-    sink = _sink(st)
+    sink = _sink(st, spec.schema is not None)
     try:
         outcome = call(cfg, spec, sink or (lambda ev: None), st.out.info)
     except KeyboardInterrupt:
@@ -295,9 +327,25 @@ def _finish(st: State, o: "CallOutcome") -> int:
         if err.hint:
             st.out.stderr.write(f"hint: {scrub(err.hint)}\n")
         return err.exit_code
+    if o.parsed is not None and not st.out.json_mode:
+        _print_parsed(st, o.parsed)
     if not st.out.quiet and not st.out.json_mode:
         st.out.info(_summary(o))
     return 0
+
+
+def _print_parsed(st: State, obj: Any) -> None:
+    """A checked --schema reply: indented on a terminal, one line in a pipe."""
+    import json
+
+    indent = 2 if st.out.rich_stdout else None
+    try:
+        st.out.stdout.write(json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
+        st.out.stdout.flush()
+    except BrokenPipeError:
+        from callm.cli.errors import _silence_stdout
+
+        _silence_stdout()
 
 
 def _summary(o: "CallOutcome") -> str:
@@ -327,6 +375,8 @@ def _json(o: "CallOutcome") -> dict[str, Any]:
         "ttft_ms": o.ttft_ms,
         "attempts": [a.as_dict() for a in o.attempts],
     }
+    if o.parsed is not None:
+        obj["parsed"] = o.parsed
     if r.reasoning:
         obj["reasoning"] = r.reasoning
     if r.refusal:

@@ -5,6 +5,7 @@ Lines starting with `/` are commands, never sent to the model; `//text` sends `/
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -147,5 +148,15 @@ def _save(st: State, spec: CallSpec, arg: str) -> None:
     cfg = st.config()
     model = spec.model or resolve_target(cfg, None).label
     options: dict[str, Any] = dict(spec.options)
-    st.save(templates.save(cfg, arg, model=model, system=spec.system, options=options))
+    schema = getattr(spec, "schema", None)
+    st.save(
+        templates.save(
+            cfg,
+            arg,
+            model=model,
+            system=spec.system,
+            options=options,
+            schema=json.dumps(schema) if schema is not None else None,
+        )
+    )
     st.out.info(f"saved template {arg!r} (use it with: callm chat -t {arg})")

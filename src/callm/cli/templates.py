@@ -37,7 +37,7 @@ def save(
 ) -> None:
     """Save (or replace) template NAME in the config."""
     from callm import templates
-    from callm.cli.chat import parse_options
+    from callm.options import parse_options
 
     st = state(ctx)
     cfg = st.config()
