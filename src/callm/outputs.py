@@ -84,6 +84,7 @@ class ChatOutput(_Out):
     refusal: str | None = None
     tool_calls: list[ToolCall] | None = None
     error: ErrorInfo | None = None
+    conversation: str | None = None  # the conversation this call belongs to (`chat -c`)
 
 
 class ChatEstimate(_Out):
@@ -236,6 +237,8 @@ class UsageReport(_Out):
     totals: UsageTotals
 
 
+from callm.ledger.log_schema import LogList  # noqa: E402  (pure pydantic, no I/O)
+
 SCHEMAS: dict[str, type[BaseModel]] = {
     "chat": ChatOutput,
     "chat-estimate": ChatEstimate,
@@ -247,6 +250,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "models-show": ModelRow,
     "models-sync": ModelsSync,
     "usage-report": UsageReport,
+    "logs": LogList,  # `logs list --json` and `logs show --json`
     "config": Config,  # the config file (what it accepts, so validation mode)
 }
 
