@@ -96,7 +96,8 @@ def test_bash_registers_the_function() -> None:
 @pytest.mark.parametrize(
     ("words", "expected"),
     [
-        (["callm", ""], ["chat", "providers", "models", "usage", "schema", "ledger"]),
+        (["callm", ""],
+         ["chat", "providers", "models", "usage", "schema", "logs", "templates", "ledger"]),
         (["callm", "pro"], ["providers"]),
         (["callm", "providers", ""],
          ["add", "list", "show", "remove", "enable", "disable", "set-key", "catalog", "verify"]),
@@ -117,7 +118,8 @@ def test_bash_registers_the_function() -> None:
         (["callm", "chat", "-m", "sim", "--max-"], ["--max-tokens", "--max-cost"]),
         (["callm", "providers", "add", "--driver", ""], []),  # a free value: nothing to offer
         (["callm", "providers", "list", ""], []),  # a leaf command
-        (["callm", "nosuch", ""], ["chat", "providers", "models", "usage", "schema", "ledger"]),
+        (["callm", "nosuch", ""],
+         ["chat", "providers", "models", "usage", "schema", "logs", "templates", "ledger"]),
     ],
     ids=lambda v: " ".join(v) if isinstance(v, list) and v and v[0] == "callm" else None,
 )  # fmt: skip
@@ -182,7 +184,10 @@ def test_zsh_script_parses() -> None:
 @pytest.mark.parametrize(
     ("words", "expected"),
     [
-        (["callm", ""], ["chat", "providers", "models", "usage", "schema", "ledger"]),
+        (
+            ["callm", ""],
+            ["chat", "providers", "models", "usage", "schema", "logs", "templates", "ledger"],
+        ),
         (["callm", "--json", "models", ""], ["sync", "list", "show", "default"]),
         (["callm", "--config", "x.toml", "usage", ""], ["report"]),
         (["callm", "--config", ""], ["<files>"]),
@@ -212,7 +217,7 @@ def fish_complete(line: str) -> list[str]:
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        ("callm ", ["chat", "models", "providers", "schema", "usage"]),
+        ("callm ", ["chat", "logs", "models", "providers", "schema", "templates", "usage"]),
         ("callm --json providers s", ["set-key", "show"]),
         ("callm --config x.toml us", ["usage"]),
         ("callm usage report --by ", ["day", "model", "provider"]),

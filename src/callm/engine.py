@@ -56,6 +56,8 @@ class CallSpec:
     stream: bool = True
     options: dict[str, Any] = field(default_factory=dict)
     fallbacks: list[str] = field(default_factory=list)
+    cid: str | None = None  # the conversation (callm.conversations); None: not logged as one
+    log: bool | None = None  # False: --no-log; None: the config's log_prompts
     schema: dict[str, Any] | None = None  # --schema: the reply is checked against it
     attachments: tuple[Attachment, ...] = ()  # -a FILE
     timeout: float | None = None  # --timeout: each request's deadline, over the provider's
@@ -95,6 +97,7 @@ class CallOutcome:
     parsed: Any = None  # the reply as JSON, when a schema was given and it matched
     interrupted: bool = False
     text_shown: bool = False  # some text reached the sink
+    cid: str | None = None  # the logged conversation, for `chat --json`
 
     @property
     def outcome(self) -> str:
@@ -511,6 +514,7 @@ def _trusted(u: Usage) -> bool:
 
 
 def _record(cfg: Config, spec: CallSpec, out: CallOutcome, started_at: float) -> None:
+    from callm.conversations import log_columns
     from callm.ledger.usage import UsageRow, record
 
     t = out.target
@@ -537,13 +541,6 @@ def _record(cfg: Config, spec: CallSpec, out: CallOutcome, started_at: float) ->
         error_kind=kind,
         attempts=max(1, sum(a.tries for a in out.attempts)),
         attempts_json=json.dumps([a.as_dict() for a in out.attempts]),
-        prompt=_prompt_text(spec) if cfg.log_prompts else None,
-        reply=out.result.text if cfg.log_prompts else None,
+        **log_columns(cfg, spec, out),
     )
     record(row)
-
-
-def _prompt_text(spec: CallSpec) -> str:
-    parts = [f"[system] {spec.system}"] if spec.system else []
-    parts += [f"[{m.role}] {m.content}" for m in spec.messages]
-    return "\n".join(parts)

@@ -84,6 +84,7 @@ class ChatOutput(_Out):
     refusal: str | None = None
     tool_calls: list[ToolCall] | None = None
     error: ErrorInfo | None = None
+    conversation: str | None = None  # the conversation this call belongs to (`chat -c`)
 
 
 class ChatEstimate(_Out):
@@ -256,6 +257,8 @@ class LedgerCopy(_Out):
     added: dict[str, int]
 
 
+from callm.ledger.log_schema import LogList  # noqa: E402  (pure pydantic, no I/O)
+
 SCHEMAS: dict[str, type[BaseModel]] = {
     "chat": ChatOutput,
     "chat-estimate": ChatEstimate,
@@ -267,6 +270,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "models-show": ModelRow,
     "models-sync": ModelsSync,
     "usage-report": UsageReport,
+    "logs": LogList,  # `logs list --json` and `logs show --json`
     "ledger-status": LedgerStatus,
     "ledger-copy": LedgerCopy,
     "config": Config,  # the config file (what it accepts, so validation mode)

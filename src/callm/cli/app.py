@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "models": ("callm.cli.models", "app", "Model lists with prices and context windows."),
     "usage": ("callm.cli.usage", "app", "What your calls cost."),
     "schema": ("callm.cli.schema", "schema", "Print the JSON Schema of a --json output."),
+    "logs": ("callm.cli.logs", "app", "Logged calls: list, search, show, remove; logging on/off."),
+    "templates": ("callm.cli.templates", "app", "Saved prompts: save, list, show, edit, rm."),
     "ledger": ("callm.cli.ledger", "app", "The ledger: SQLite file or shared PostgreSQL."),
 }
 
@@ -208,7 +210,9 @@ def hoist_global_options(args: list[str]) -> list[str]:
         if a == "--":
             rest += args[i:]
             break
-        if a in GLOBAL_FLAGS:
+        if a in ("-q", "--query") and rest[:1] == ["logs"]:  # `logs -q TEXT` searches
+            rest.append(a)
+        elif a in GLOBAL_FLAGS:
             front.append(a)
         elif a == "--config" and i + 1 < len(args):
             front += [a, args[i + 1]]
@@ -235,11 +239,24 @@ def _check_args(args: list[str]) -> None:
             ) from None
 
 
+def _command_index(args: list[str]) -> int:
+    """Where the sub-command's name is, once global options are in front."""
+    i = 0
+    while i < len(args) and (args[i] in GLOBAL_FLAGS or args[i].startswith("--config")):
+        i += 2 if args[i] == "--config" else 1
+    return i
+
+
 def run(args: list[str]) -> int:
     # pydantic looks for plugins (an entry-point scan of every installed package, ~25-50 ms)
     # when it builds the first model; callm uses none. A value the user set still wins.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     args = hoist_global_options(args)
+    i = _command_index(args)
+    if args[i : i + 1] == ["logs"]:
+        from callm.cli.logs import default_to_list
+
+        args = args[:i] + default_to_list(args[i:])
     try:
         _check_args(args)
         result = app(args=args, prog_name="callm", standalone_mode=False)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from callm.cli.context import State, number, state
-from callm.errors import EXIT_INTERRUPTED, UsageError
+from callm.errors import UsageError
 
 if TYPE_CHECKING:
     from callm.engine import CallOutcome, CallSpec
@@ -92,6 +92,17 @@ def chat(
         ),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+    cont: Annotated[
+        bool, typer.Option("--continue", "-c", help="Continue the latest conversation.")
+    ] = False,
+    cid: Annotated[
+        str | None, typer.Option("--cid", metavar="ID", help="Continue this conversation.")
+    ] = None,
+    no_log: Annotated[bool, typer.Option("--no-log", help="Do not log this call.")] = False,
+    template: Annotated[
+        str | None,
+        typer.Option("--template", "-t", metavar="NAME", help="Start from a saved template."),
+    ] = None,
 ) -> None:
     from callm.engine import CallSpec
     from callm.options import parse_options
@@ -113,32 +124,62 @@ def chat(
         raise UsageError("-a - can be given once: stdin holds one file")
     atts = _attachments(files)
     text = _prompt_text(prompt or [], stdin_taken="-" in files)
+    options = parse_options(option or [])
+    if template:  # flags given with -t win over the template's
+        from callm.templates import apply
+
+        t = apply(
+            st.config(), template, text, model=model, system=system, options=options, schema=schema
+        )
+        text, model, system, options, schema = t.text, t.model, t.system, t.options, t.schema
     spec = CallSpec(
         model=model,
-        messages=[Message("user", text)] if text else [],
+        messages=[],
         system=system,
         temperature=temperature,
         max_tokens=max_tokens,
         stream=not no_stream,
-        options=parse_options(option or []),
+        options=options,
         fallbacks=list(fallback or []),
         schema=_schema(schema),
         attachments=atts,
+        log=False if no_log else None,
         timeout=timeout,
     )
+    history = _conversation(st, spec, cont, cid)
     if not text and atts:
         text = "Describe the attached file." if len(atts) == 1 else "Describe the attached files."
-        spec.messages = [Message("user", text)]
     if not text:
         if _isatty(sys.stdin) and _isatty(sys.stdout) and not (estimate or st.out.json_mode):
-            raise typer.Exit(_interactive(st, spec))
-        raise UsageError("no prompt given", hint='callm chat -m sim "hello", or pipe text on stdin')
+            from callm.cli.repl import session
+
+            raise typer.Exit(session(st, spec, history))
+        hint = 'callm chat -m sim "hello", or pipe text on stdin'
+        if template:
+            hint = f"template {template!r} fills $input from the arguments or stdin"
+        raise UsageError("no prompt given", hint=hint)
+    spec.messages = [*history, Message("user", text)]
+    if history:
+        from callm.conversations import fit
+
+        fit(st.config(), spec, st.out.warn)
     if estimate or max_cost is not None:
-        _estimate(st, spec, text, max_cost, print_only=estimate)
+        _estimate(st, spec, max_cost, print_only=estimate)
         if estimate:
             return
     outcome = _run(st, spec)
+    if st.out.json_mode and spec.log is not False and st.config().log_prompts:
+        outcome.cid = spec.cid  # shown in --json: what `chat --cid` continues
     raise typer.Exit(_finish(st, outcome))
+
+
+def _conversation(st: State, spec: "CallSpec", cont: bool, cid: str | None) -> list[Any]:
+    """The turns of the conversation this call continues (-c, --cid), or none: a new one."""
+    from callm import conversations
+
+    history = conversations.resume(st.config(), spec, cid, st.out.warn) if cont or cid else []
+    spec.cid = spec.cid or conversations.new_cid()
+    return history
 
 
 def _attachments(files: list[str]) -> tuple[Any, ...]:
@@ -191,21 +232,29 @@ def _isatty(stream: Any) -> bool:
         return False
 
 
-def _estimate(
-    st: State, spec: "CallSpec", text: str, max_cost: float | None, print_only: bool
-) -> None:
+def _estimate(st: State, spec: "CallSpec", max_cost: float | None, print_only: bool) -> None:
+    """Counts every message sent: a continued conversation's history too."""
     from callm.endpoints import resolve_target
     from callm.pricing import check_budget, estimate
 
     cfg = st.config()
     target = resolve_target(cfg, spec.model)
+    text = "\n".join(m.content for m in spec.messages)
     prompt = f"{spec.system}\n{text}" if spec.system else text
     extra = 0
     if spec.attachments:
         from callm.attachments import attachment_tokens
 
         extra = sum(attachment_tokens(target.config.driver, a) for a in spec.attachments)
-    est = estimate(cfg, target.provider, target.model, prompt, spec.max_tokens, extra=extra)
+    est = estimate(
+        cfg,
+        target.provider,
+        target.model,
+        prompt,
+        spec.max_tokens,
+        messages=len(spec.messages),
+        extra=extra,
+    )
     if print_only:
         if st.out.json_mode:
             from callm.outputs import dump
@@ -367,43 +416,6 @@ def _json(o: "CallOutcome") -> dict[str, Any]:
         ]
     if o.error is not None:
         obj["error"] = {"kind": o.error.kind, "message": scrub(o.error.one_line())}
+    if o.cid:
+        obj["conversation"] = o.cid
     return obj
-
-
-def _interactive(st: State, spec: "CallSpec") -> int:
-    """A multi-turn session; history stays in memory only."""
-    from callm.endpoints import resolve_target
-    from callm.types import Message
-
-    target = resolve_target(st.config(), spec.model)
-    st.out.info(f"chatting with {target.label}; /exit or Ctrl-D to leave")
-    history: list[Message] = []
-    while True:
-        try:
-            line = input("> ")
-        except EOFError:
-            st.out.info("")
-            return 0
-        except KeyboardInterrupt:
-            st.out.info("")
-            return EXIT_INTERRUPTED
-        if line.strip() in ("/exit", "/quit"):
-            return 0
-        if not line.strip():
-            continue
-        history.append(Message("user", line))
-        spec.messages = list(history)
-        try:
-            o = _run(st, spec)
-        except typer.Exit as exc:  # Ctrl-C during a reply ends the reply, not the session
-            if exc.exit_code != EXIT_INTERRUPTED:  # SIGTERM/SIGHUP end the session
-                raise
-            history.pop()
-            continue
-        if o.error is not None:
-            _finish(st, o)
-            history.pop()
-            continue
-        history.append(Message("assistant", o.result.text))
-        if not st.out.quiet:
-            st.out.info(_summary(o))

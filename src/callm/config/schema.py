@@ -47,6 +47,15 @@ def check_provider_name(name: str) -> str:
     return name
 
 
+def check_template_name(name: str) -> str:
+    if not _PROVIDER_NAME.fullmatch(name):
+        raise ValueError(
+            f"bad template name {name!r}: use letters, digits, '.', '_' and '-' "
+            "(starting with a letter or digit)"
+        )
+    return name
+
+
 # ---- pydantic's errors in the file's words --------------------------------------------------
 
 _EXPECTED = {
@@ -198,12 +207,13 @@ class _Section(BaseModel):
     def to_dict(self, *, skip_defaults: bool = False) -> dict[str, Any]:
         """Fields without None values; with `skip_defaults`, only what differs from the
         default (what the config file needs to say)."""
-        return self.model_dump(exclude_none=True, exclude_defaults=skip_defaults)
+        return self.model_dump(exclude_none=True, exclude_defaults=skip_defaults, by_alias=True)
 
 
-def updated(model: _M, **changes: Any) -> _M:
-    """`model` with `changes`, validated like a new one (SchemaError when a value is bad)."""
-    return type(model)(**{**dict(model), **changes})
+def updated(section: _M, /, **changes: Any) -> _M:
+    """`section` with `changes`, validated like a new one (SchemaError when a value is bad).
+    Positional-only, so a section may have a field named `model` (templates do)."""
+    return type(section)(**{**dict(section), **changes})
 
 
 class ProviderConfig(_Section):
@@ -257,14 +267,30 @@ class LedgerConfig(_Section):
     url: Annotated[str, AfterValidator(_ledger_url)] | None = None
 
 
+TemplateName = Annotated[str, AfterValidator(check_template_name)]
+
+
+class TemplateConfig(_Section):
+    """[templates.NAME]: a saved prompt with its model, system prompt and options."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
+    model: str | None = None
+    system: str | None = None
+    prompt: str | None = None  # `$input` is what `callm chat -t NAME` is given
+    options: dict[str, Any] = Field(default_factory=dict)  # driver options, as -o gives them
+    # JSON schema for the reply; `schema` in the file (the name is taken on BaseModel)
+    schema_: str | None = Field(default=None, alias="schema")
+
+
 class Config(_Section):
     default_model: str | None = None
-    log_prompts: bool = False
+    log_prompts: bool = True  # the call log (callm logs); `callm logs off` sets it false
     providers: dict[ProviderName, ProviderConfig] = Field(default_factory=dict)
     aliases: dict[str, str] = Field(default_factory=dict)
     fallbacks: dict[str, list[str]] = Field(default_factory=dict)
     retry: RetryConfig = Field(default_factory=RetryConfig)
     pricing: dict[str, PriceOverride] = Field(default_factory=dict)
+    templates: dict[TemplateName, TemplateConfig] = Field(default_factory=dict)
     ledger: LedgerConfig = Field(default_factory=LedgerConfig)
 
     def to_toml_dict(self) -> dict[str, Any]:

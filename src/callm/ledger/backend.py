@@ -106,6 +106,14 @@ def exists(path: Path | None = None) -> bool:
     return shared(path) is not None or (path or db_path()).is_file()
 
 
+def where() -> str:
+    """The ledger, as shown to the user: the PostgreSQL URL or the SQLite file's path."""
+    from callm.paths import db_path
+
+    shared_url = url()
+    return describe(shared_url) if shared_url else str(db_path())
+
+
 def describe(target: str) -> str:
     """A URL fit for output (never a password, even a stray one)."""
     return _redact(target)

@@ -92,6 +92,32 @@ def _rollup_triggers(failed: str) -> str:
     """
 
 
+LOG_MIGRATION = """
+    ALTER TABLE usage ADD COLUMN cid TEXT;           -- conversation id; NULL when not logged
+    ALTER TABLE usage ADD COLUMN system TEXT;        -- system prompt of the call
+    ALTER TABLE usage ADD COLUMN options_json TEXT;  -- {temperature, max_tokens, -o ...}
+    ALTER TABLE usage ADD COLUMN attachments_json TEXT;  -- [{name, sha256, bytes}]
+    ALTER TABLE usage ADD COLUMN reply_json TEXT;    -- the parsed reply of a --schema call
+    CREATE INDEX usage_cid ON usage(cid, id) WHERE cid IS NOT NULL;
+    CREATE VIRTUAL TABLE logs_fts USING fts5(
+        prompt, reply, system, content='usage', content_rowid='id');
+    CREATE TRIGGER logs_fts_insert AFTER INSERT ON usage BEGIN
+        INSERT INTO logs_fts(rowid, prompt, reply, system)
+        VALUES (NEW.id, NEW.prompt, NEW.reply, NEW.system);
+    END;
+    CREATE TRIGGER logs_fts_delete AFTER DELETE ON usage BEGIN
+        INSERT INTO logs_fts(logs_fts, rowid, prompt, reply, system)
+        VALUES ('delete', OLD.id, OLD.prompt, OLD.reply, OLD.system);
+    END;
+    CREATE TRIGGER logs_fts_update AFTER UPDATE OF prompt, reply, system ON usage BEGIN
+        INSERT INTO logs_fts(logs_fts, rowid, prompt, reply, system)
+        VALUES ('delete', OLD.id, OLD.prompt, OLD.reply, OLD.system);
+        INSERT INTO logs_fts(rowid, prompt, reply, system)
+        VALUES (NEW.id, NEW.prompt, NEW.reply, NEW.system);
+    END;
+    INSERT INTO logs_fts(logs_fts) VALUES ('rebuild');
+"""
+
 # Append only. Each entry runs once, in order, inside one transaction.
 MIGRATIONS: list[str] = [
     # 1: usage ledger, one row per chat call
@@ -115,7 +141,7 @@ MIGRATIONS: list[str] = [
         error_kind TEXT,
         attempts INTEGER NOT NULL DEFAULT 1,
         attempts_json TEXT,               -- [{provider, model, outcome, error_kind, latency_ms}]
-        prompt TEXT,                      -- only with log_prompts = true
+        prompt TEXT,                      -- only with log_prompts = true (from 7: this turn's)
         reply TEXT                        -- only with log_prompts = true
     );
     CREATE INDEX usage_ts ON usage(ts);
@@ -261,6 +287,10 @@ MIGRATIONS: list[str] = [
             AND date(u.ts, 'unixepoch', 'localtime') = usage_day.day
             AND {FAILED_SQL.format(row="u")});
 """,
+    # 7: the call log (issue 14): what was asked and answered, with the usage row it belongs to;
+    #    every call belongs to a conversation (cid). logs_fts indexes prompt, reply and system
+    #    for `callm logs -q` (FTS5, external content: the text is stored once, in usage).
+    LOG_MIGRATION,
 ]
 
 
@@ -410,6 +440,20 @@ PG_MIGRATIONS: list[str] = [
         SFUNC = float8pl, STYPE = double precision, INITCOND = '0');
     """,
 ]
+
+# `logs -q` on PostgreSQL: the words of prompt, reply and system, as the 'simple' text-search
+# configuration splits and lowercases them (no stemming: like FTS5's unicode61 tokenizer).
+LOG_TSVECTOR = (
+    "to_tsvector('simple', coalesce(prompt, '') || ' ' || coalesce(reply, '') || ' '"
+    " || coalesce(system, ''))"
+)
+PG_LOG_MIGRATION = f"""
+    ALTER TABLE usage ADD COLUMN cid TEXT, ADD COLUMN system TEXT, ADD COLUMN options_json TEXT,
+        ADD COLUMN attachments_json TEXT, ADD COLUMN reply_json TEXT;
+    CREATE INDEX usage_cid ON usage(cid, id) WHERE cid IS NOT NULL;
+    CREATE INDEX usage_text ON usage USING gin (({LOG_TSVECTOR})) WHERE prompt IS NOT NULL;
+"""
+PG_MIGRATIONS.append(PG_LOG_MIGRATION)  # 7: the call log (see LOG_MIGRATION)
 
 # SQL that differs between the two: the local day of a unix time.
 DAY_SQL = {
