@@ -62,11 +62,6 @@ class State:
             backend.configure(self._config.ledger.url)
         return self._config
 
-    def save(self, config: Config) -> None:
-        """Write `config` as it is (under the config lock). Callers that change one thing
-        should prefer update(), which starts from what is on disk now."""
-        self.update(lambda _on_disk: config)
-
     def update(self, change: Callable[[Config], Config]) -> Config:
         """Read-modify-write under the config lock: `change` gets the config as it is on
         disk now (another callm may have saved since this one loaded it)."""
