@@ -125,10 +125,14 @@ def call(cfg: Config, spec: CallSpec, sink: Sink, notice: Notice) -> CallOutcome
     out = CallOutcome()
     start = time.monotonic()
     started_at = time.time()
+    guard = None
     try:
         chain = _chain(cfg, spec)  # usage errors (unknown model...) surface before any call
+        guard = _budget_guard(cfg, spec)
+        if guard is not None:  # [budgets]: reserve the worst case, or refuse (exit 5)
+            chain = guard.first_fitting(chain, notice)
         out.target = chain[0]
-        _run_chain(cfg, spec, chain, sink, notice, out, start)
+        _run_chain(cfg, spec, chain, sink, notice, out, start, guard)
     except CallmError as exc:
         out.error = exc
     except BaseException:  # Ctrl-C, or the reader of our output went away
@@ -138,8 +142,18 @@ def call(cfg: Config, spec: CallSpec, sink: Sink, notice: Notice) -> CallOutcome
         out.latency_ms = int((time.monotonic() - start) * 1000)
         if out.target is not None:
             _settle_usage(cfg, spec, out)
-            _record(cfg, spec, out, started_at)
+            _record(cfg, spec, out, started_at, guard.reservation if guard else None)
+        elif guard is not None:
+            guard.abandon()
     return out
+
+
+def _budget_guard(cfg: Config, spec: CallSpec) -> Any:
+    from callm.budgets import guard_for
+
+    prompt = "\n".join(m.content for m in spec.messages) + (spec.system or "")
+    n = len(spec.messages) + (1 if spec.system else 0)
+    return guard_for(cfg, prompt, n, spec.max_tokens)
 
 
 def _chain(cfg: Config, spec: CallSpec) -> list[Target]:
@@ -164,6 +178,7 @@ def _run_chain(
     notice: Notice,
     out: CallOutcome,
     start: float,
+    guard: Any = None,
 ) -> None:
     from callm import cooldown
 
@@ -179,6 +194,8 @@ def _run_chain(
             )
             continue
         left -= 1
+        if guard is not None and target is not chain[0]:
+            guard.admit(target, notice)  # the reservation moves to this model, or refusal
         out.target = target
         if tried is not None and last_error is not None:
             notice(f"{tried.label} failed ({last_error.kind}); falling back to {target.label}")
@@ -441,7 +458,9 @@ def _settle_usage(cfg: Config, spec: CallSpec, out: CallOutcome) -> None:
         out.price, out.cost_usd = None, None
 
 
-def _record(cfg: Config, spec: CallSpec, out: CallOutcome, started_at: float) -> None:
+def _record(
+    cfg: Config, spec: CallSpec, out: CallOutcome, started_at: float, reservation: int | None
+) -> None:
     from callm.ledger.usage import UsageRow, record
 
     t = out.target
@@ -471,7 +490,7 @@ def _record(cfg: Config, spec: CallSpec, out: CallOutcome, started_at: float) ->
         prompt=_prompt_text(spec) if cfg.log_prompts else None,
         reply=out.result.text if cfg.log_prompts else None,
     )
-    record(row)
+    record(row, release=reservation)
 
 
 def _prompt_text(spec: CallSpec) -> str:

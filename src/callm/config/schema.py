@@ -274,6 +274,41 @@ class PriceOverride(_Section):
     cache_write: float | None = field(default=None, metadata=_checks(_optional(_number(ge=0))))
 
 
+def _timezone(value: Any, loc: Loc) -> str:
+    """An IANA zone name ("Europe/Berlin"); checked only when one is given (zoneinfo reads
+    the system's zone files, so the import waits until a config names a zone)."""
+    from zoneinfo import ZoneInfo
+
+    try:
+        ZoneInfo(_str(value, loc))
+    except (ValueError, OSError, LookupError):
+        raise _fail(loc, f"unknown time zone {value!r} (an IANA name like Europe/Berlin)") from None
+    return value
+
+
+@dataclass(frozen=True)
+class BudgetLimits(_Section):
+    """USD per calendar day / month; None = no limit for that period."""
+
+    daily: float | None = field(default=None, metadata=_checks(_optional(_number(ge=0))))
+    monthly: float | None = field(default=None, metadata=_checks(_optional(_number(ge=0))))
+
+
+@dataclass(frozen=True)
+class BudgetsConfig(_Section):
+    """`[budgets]`: overall limits, and per provider under `[budgets.providers.NAME]`."""
+
+    daily: float | None = field(default=None, metadata=_checks(_optional(_number(ge=0))))
+    monthly: float | None = field(default=None, metadata=_checks(_optional(_number(ge=0))))
+    alert_at: float = field(default=0.8, metadata=_checks(_number(gt=0)))  # share of a limit
+    timezone: str | None = field(default=None, metadata=_checks(_optional(_timezone)))
+    allow_unpriced: bool = field(default=False, metadata=_checks(_bool))
+    providers: dict[str, BudgetLimits] = field(
+        default_factory=dict,
+        metadata=_checks(_table_of(_section(BudgetLimits), key=check_provider_name)),
+    )
+
+
 def _provider_table(value: Any, loc: Loc) -> dict[str, ProviderConfig]:
     return _table_of(_section(ProviderConfig), key=check_provider_name)(value, loc)
 
@@ -292,6 +327,9 @@ class Config(_Section):
     retry: RetryConfig = field(default_factory=RetryConfig, metadata=_checks(_section(RetryConfig)))
     pricing: dict[str, PriceOverride] = field(
         default_factory=dict, metadata=_checks(_table_of(_section(PriceOverride)))
+    )
+    budgets: BudgetsConfig = field(
+        default_factory=BudgetsConfig, metadata=_checks(_section(BudgetsConfig))
     )
 
     def to_toml_dict(self) -> dict[str, Any]:

@@ -260,6 +260,21 @@ MIGRATIONS: list[str] = [
             AND date(u.ts, 'unixepoch', 'localtime') = usage_day.day
             AND {FAILED_SQL.format(row="u")});
 """,
+    # 7: budget reservations: the worst case of a call in flight, held until its usage row
+    #    lands (ledger/reservations.py), so concurrent processes cannot overspend a budget
+    """
+    CREATE TABLE budget_reservation (
+        id INTEGER PRIMARY KEY,
+        ts REAL NOT NULL,                 -- unix time reserved
+        provider TEXT NOT NULL,
+        model TEXT NOT NULL,
+        amount_usd REAL NOT NULL,         -- the call's worst case
+        pid INTEGER NOT NULL,             -- the process that holds it
+        host TEXT NOT NULL,
+        expires REAL NOT NULL             -- a holder that never settles loses it then
+    );
+    CREATE INDEX budget_reservation_ts ON budget_reservation(ts);
+    """,
 ]
 
 
