@@ -446,4 +446,13 @@ def verify(
     raise typer.Exit(run_verify(state(ctx), names or [], opts=opts))
 
 
+def _register_key_commands() -> None:
+    from callm.cli import provider_keys
+
+    app.command("import")(provider_keys.import_keys)
+    app.command("key")(provider_keys.key)
+
+
+_register_key_commands()
+
 __all__ = ["ConfigError", "app"]
