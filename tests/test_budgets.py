@@ -242,3 +242,26 @@ def test_twenty_concurrent_processes_cannot_overspend(tmp_path: Path) -> None:
     total, rows = conn.execute("SELECT total(cost_usd), count(*) FROM usage").fetchone()
     assert rows == 10 and total == pytest.approx(0.1)
     assert conn.execute("SELECT count(*) FROM budget_reservation").fetchone()[0] == 0
+
+
+def test_usage_budget_draws_bars_on_a_terminal(isolated_env, srv) -> None:
+    import io
+
+    from callm.budgets import status
+    from callm.cli.context import State
+    from callm.cli.usage import _budget_table
+    from callm.render.output import Output
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    isolated_env.write_config(config(srv.url, "daily = 1.0\nmonthly = 10"))
+    spend(1.2)
+    out = Tty()
+    st = State(out=Output(stdout=out, stderr=Tty(), no_color=True))
+    _budget_table(st.out, status(st.config()))
+    text = out.getvalue()
+    assert "██████████ 120%" in text  # over: a full bar
+    assert "█░░░░░░░░░ 12%" in text
+    assert "$0.00" in text and "period ends" in text

@@ -222,3 +222,29 @@ def test_github_actions_annotations_and_step_summary(
     monkeypatch.setenv("GITHUB_ACTIONS", "false")
     res = cli("--json", "providers", "verify", "--models")
     assert "::error" not in res.stderr
+
+
+def test_terminal_tables_for_providers_models_and_chains(isolated_env, srv) -> None:
+    import io
+
+    from callm.cli.context import State
+    from callm.cli.verify_view import VerifyOptions, run_verify
+    from callm.render.output import Output
+    from loopback import Reply
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    srv.route("/v1/chat/completions", json_reply(reply("good-1")))
+    srv.route("/dead/models", Reply(401, {"error": {"message": "bad key"}}))
+    srv.route("/dead/chat/completions", Reply(401, {"error": {"message": "bad key"}}))
+    isolated_env.write_config(config(srv))
+    out, err = Tty(), Tty()
+    st = State(out=Output(stdout=out, stderr=err, no_color=True))
+    assert run_verify(st, [], opts=VerifyOptions(timeout=5.0, models=True)) == 1
+    text, notes = out.getvalue(), err.getvalue()
+    assert "used by" in text and "lab/good-2" in text and "lab default, alias fast" in text
+    assert "1 of 2 providers passed" in notes and "2 of 4 models answered" in notes
+    assert "fallback dead/gone-1 (dead/gone-1 -> lab/good-1): usable but degraded" in notes
+    assert "fallback lab/good-1 (lab/good-1 -> dead/gone-2): usable" in notes

@@ -147,9 +147,9 @@ def _budget_table(out: Any, rows: list[dict[str, Any]]) -> None:
     for r in rows:
         used = f"{r['used']:.0%}" + (" !" if r["alert"] else "")
         if out.rich_stdout:  # a bar on a terminal
-            n = min(r["used"], 1.0) * 20
+            n = int(min(r["used"], 1.0) * 10)
             colour = "red" if r["used"] >= 1 else "yellow" if r["alert"] else "green"
-            used = f"[{colour}]{'█' * int(n)}{'░' * (20 - int(n))}[/] {r['used']:.0%}"
+            used = f"[{colour}]{'█' * n}{'░' * (10 - n)}[/] {r['used']:.0%}"
         cells.append(
             [
                 r["budget"],
@@ -158,7 +158,7 @@ def _budget_table(out: Any, rows: list[dict[str, Any]]) -> None:
                 usd(r["limit_usd"]),
                 usd(r["left_usd"]),
                 used,
-                r["period_end"].replace("T", " "),
+                r["period_end"][:16].replace("T", " "),
             ]
         )
     out.table(columns, cells)
