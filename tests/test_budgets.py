@@ -265,3 +265,35 @@ def test_usage_budget_draws_bars_on_a_terminal(isolated_env, srv) -> None:
     assert "██████████ 120%" in text  # over: a full bar
     assert "█░░░░░░░░░ 12%" in text
     assert "$0.00" in text and "period ends" in text
+
+
+def test_failed_calls_and_fallbacks_after_a_failure_settle_their_reservation(
+    cli, isolated_env, srv
+) -> None:
+    from callm.ledger.db import connect
+    from loopback import Reply
+
+    srv.route("/v2/chat/completions", Reply(500, {"error": {"message": "down"}}))
+    second = (
+        f'[providers.lab2]\ndriver = "openai-compatible"\nbase_url = "{srv.url}/v2"\n'
+        'key_env = "CALLM_LAB_KEY"\n[pricing."lab2/*"]\ninput = 0.0\noutput = 100.0\n'
+    )
+    isolated_env.write_config(config(srv.url, "daily = 1.0") + second)
+    res = cli("chat", "-m", "lab2/x", "--no-stream", "--max-tokens", "100", "hi")
+    assert res.code == 1, res.output
+    conn = connect()
+    assert conn.execute("SELECT count(*) FROM budget_reservation").fetchone()[0] == 0
+    # lab2 fails, the fallback lab/m1 fits and answers: one row, nothing held
+    args = ["chat", "-m", "lab2/x", "--fallback", "lab/m1", "--no-stream", "--max-tokens"]
+    res = cli("--json", *args, "100", "hi")
+    assert res.code == 0, res.output
+    assert json.loads(res.stdout)["model"] == "m1"
+    assert conn.execute("SELECT count(*) FROM usage").fetchone()[0] == 2
+    assert conn.execute("SELECT count(*) FROM budget_reservation").fetchone()[0] == 0
+    # lab2 fails and the fallback would not fit what is left: refused (exit 5)
+    spend(0.85)
+    res = cli(*args, "100", "hi")
+    assert res.code == 5 and "refused by budget" in res.stderr, res.output
+    assert chats(srv) == ["x", "x", "m1", "x"]  # m1 only by the call that fitted
+    assert conn.execute("SELECT count(*) FROM budget_reservation").fetchone()[0] == 0
+    conn.close()
