@@ -293,7 +293,8 @@ def test_failed_calls_and_fallbacks_after_a_failure_settle_their_reservation(
     # lab2 fails and the fallback would not fit what is left: refused (exit 5)
     spend(0.85)
     res = cli(*args, "100", "hi")
-    assert res.code == 5 and "refused by budget" in res.stderr, res.output
+    assert res.code == 5 and "refused by budget (lab/m1)" in res.stderr, res.output
+    assert "lab2/x failed (server); falling back to lab/m1" in res.stderr
     assert chats(srv) == ["x", "x", "m1", "x"]  # m1 only by the call that fitted
     assert conn.execute("SELECT count(*) FROM budget_reservation").fetchone()[0] == 0
     conn.close()

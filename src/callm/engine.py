@@ -194,11 +194,11 @@ def _run_chain(
             )
             continue
         left -= 1
+        if tried is not None and last_error is not None:
+            notice(f"{tried.label} failed ({last_error.kind}); falling back to {target.label}")
         if guard is not None and target is not chain[0]:
             guard.admit(target, notice)  # the reservation moves to this model, or refusal
         out.target = target
-        if tried is not None and last_error is not None:
-            notice(f"{tried.label} failed ({last_error.kind}); falling back to {target.label}")
         tried = target
         attempt = Attempt(target.provider, target.model, "ok")
         out.attempts.append(attempt)
