@@ -160,7 +160,9 @@ def test_junit_validates_against_the_schema(cli, isolated_env, srv) -> None:
 
     srv.route("/v1/chat/completions", json_reply(reply("good-1")))
     srv.route("/dead/chat/completions", Reply(401, {"error": {"message": f"bad key {FAKE_KEY}"}}))
-    srv.route("/dead/models", Reply(401, {"error": {"message": f"key {FAKE_KEY} & <wrong>"}}))
+    srv.route(
+        "/dead/models", Reply(401, {"error": {"message": f"key {FAKE_KEY} & <wrong> \x1b[31m\x00"}})
+    )
     isolated_env.write_config(config(srv))
     junit = isolated_env.home / "out" / "verify.xml"
     junit.parent.mkdir()

@@ -30,8 +30,16 @@ class Case:
     kind: str  # the failing stage ("auth", "probe"...), the JUnit failure type
 
 
-def cases(results: list[VerifyResult], models: ModelPlan | None) -> list[Case]:
+def _clean(text: str) -> str:
+    """Scrubbed of keys, and of control characters XML 1.0 cannot carry (an ANSI escape in a
+    vendor's error page would make the whole file unreadable)."""
     from callm.secrets import scrub
+
+    return "".join(c if c >= " " or c in "\t\n" else " " for c in scrub(text))
+
+
+def cases(results: list[VerifyResult], models: ModelPlan | None) -> list[Case]:
+    scrub = _clean
 
     out = [
         Case(

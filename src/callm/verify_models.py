@@ -187,7 +187,8 @@ def probe_all(cfg: Config, plan: ModelPlan, timeout: float) -> None:
     # a provider with many models probes them in rounds of PER_PROVIDER
     busiest = max((sum(c.provider == p for c in todo) for p in gates), default=0)
     rounds = -(-busiest // PER_PROVIDER)
-    results = fan_out([c.label for c in todo], job, timeout * max(rounds, 1) + 1.0)
+    # a probe may take its connect timeout and then its read timeout
+    results = fan_out([c.label for c in todo], job, 2 * timeout * max(rounds, 1) + 0.5)
     for c in todo:
         value = results.get(c.label)
         if isinstance(value, BaseException) or value is None:
