@@ -84,10 +84,8 @@ def _show(st: State, steps: "list[Step]", applied: bool | None) -> None:
 
 
 def _apply(st: State, todo: "list[Step]") -> None:
-    from dataclasses import replace
-
     from callm.catalog.providers import template
-    from callm.config.schema import ProviderConfig
+    from callm.config.schema import ProviderConfig, updated
     from callm.secrets import keychain_set
 
     cfg = st.config()
@@ -102,7 +100,7 @@ def _apply(st: State, todo: "list[Step]") -> None:
                 driver=t.driver, base_url=t.base_url, default_model=t.default_model
             )
     if providers != cfg.providers:
-        st.save(replace(cfg, providers=providers))
+        st.save(updated(cfg, providers=providers))
 
 
 def key(
