@@ -298,3 +298,30 @@ def test_failed_calls_and_fallbacks_after_a_failure_settle_their_reservation(
     assert chats(srv) == ["x", "x", "m1", "x"]  # m1 only by the call that fitted
     assert conn.execute("SELECT count(*) FROM budget_reservation").fetchone()[0] == 0
     conn.close()
+
+
+@pytest.mark.parametrize(
+    ("budgets", "problem"),
+    [
+        ("daily = -1", "budgets.daily: must be at least 0, not -1"),
+        ("alert_at = 1.5", "budgets.alert_at: must be at most 1, not 1.5"),
+        ('daily = "5"', "budgets.daily: must be a number"),
+        ("weekly = 5", "unknown key 'budgets.weekly'"),
+        ("[budgets.providers.lab]\nyearly = 3", "unknown key 'budgets.providers.lab.yearly'"),
+    ],
+)
+def test_bad_budgets_are_named_by_path(cli, isolated_env, srv, budgets, problem) -> None:
+    isolated_env.write_config(config(srv.url, budgets))
+    res = cli("usage", "budget")
+    assert res.code == 2 and problem in res.stderr, res.stderr
+
+
+def test_a_config_save_keeps_the_budgets(cli, isolated_env, srv) -> None:
+    isolated_env.write_config(
+        config(srv.url, 'daily = 2.5\ntimezone = "UTC"\n[budgets.providers.lab]\nmonthly = 9')
+    )
+    assert cli("providers", "disable", "lab").code == 0
+    text = isolated_env.config_path.read_text()
+    assert "daily = 2.5" in text and 'timezone = "UTC"' in text and "monthly = 9" in text
+    rows = json.loads(cli("usage", "budget", "--json").stdout)
+    assert [r["budget"] for r in rows] == ["daily", "lab monthly"]
