@@ -149,6 +149,9 @@ def call(cfg: Config, spec: CallSpec, sink: Sink, notice: Notice) -> CallOutcome
 
 
 def _budget_guard(cfg: Config, spec: CallSpec) -> Any:
+    b = cfg.budgets
+    if b.daily is None and b.monthly is None and not b.providers:
+        return None  # no budget: chat does not even import the module
     from callm.budgets import guard_for
 
     prompt = "\n".join(m.content for m in spec.messages) + (spec.system or "")
