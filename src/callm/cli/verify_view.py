@@ -54,14 +54,13 @@ def run_verify(
     def run(cb: Any = None) -> list[VerifyResult]:
         return verify_many(cfg, plan.names, opts.timeout, opts.probe, on_result=cb, plan=plan)
 
+    probing = _start_probes(cfg, mplan, opts.timeout)  # alongside the provider checks
     if out.stderr_isatty and not out.quiet and plan.names:
         results = _with_progress(out, plan, run)
     else:
         results = run()
-    if mplan is not None:
-        from callm.verify_models import probe_all
-
-        probe_all(cfg, mplan, opts.timeout)
+    if probing is not None:
+        probing.join()
     if out.json_mode or not out.stdout_isatty:
         rows = [r.as_dict(with_probe=bool(opts.probe)) for r in results]
         if mplan is None:
@@ -82,6 +81,18 @@ def run_verify(
     _ci_outputs(st, opts, results, mplan, started)
     ok = all(r.ok for r in results) and (mplan is None or all(c.ok for c in mplan.checks.values()))
     return EXIT_OK if ok else EXIT_FAILED
+
+
+def _start_probes(cfg: Any, mplan: ModelPlan | None, timeout: float) -> Any:
+    if mplan is None:
+        return None
+    import threading
+
+    from callm.verify_models import probe_all
+
+    t = threading.Thread(target=probe_all, args=(cfg, mplan, timeout), daemon=True)
+    t.start()
+    return t
 
 
 def _model_plan(st: State, providers: list[str] | None, opts: VerifyOptions) -> ModelPlan | None:
