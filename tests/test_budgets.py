@@ -325,3 +325,41 @@ def test_a_config_save_keeps_the_budgets(cli, isolated_env, srv) -> None:
     assert "daily = 2.5" in text and 'timezone = "UTC"' in text and "monthly = 9" in text
     rows = json.loads(cli("usage", "budget", "--json").stdout)
     assert [r["budget"] for r in rows] == ["daily", "lab monthly"]
+
+
+def test_spend_rollup_is_filled_by_the_migration_and_kept_by_triggers(tmp_path: Path) -> None:
+    import sqlite3
+
+    from callm.ledger import db
+
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path, isolation_level=None)
+    for script in db.MIGRATIONS[:6]:  # a ledger written before budgets existed
+        for stmt in db._statements(script):
+            old.execute(stmt)
+    old.execute("PRAGMA user_version = 6")
+    rows = [
+        (1_000_000.0 + i * 400, "lab" if i % 2 else "b", 0.25 if i % 3 else None) for i in range(12)
+    ]
+    old.executemany(
+        "INSERT INTO usage (ts, provider, model, outcome, cost_usd) VALUES (?, ?, 'm', 'ok', ?)",
+        rows,
+    )
+    old.close()
+    conn = db.connect(path)  # migrates
+    spend_sql = "SELECT provider, round(total(cost_usd), 9) FROM {} GROUP BY 1 ORDER BY 1"
+    assert (
+        conn.execute(spend_sql.format("usage_spend")).fetchall()
+        == conn.execute(spend_sql.format("usage")).fetchall()
+        == [("b", 1.0), ("lab", 1.0)]
+    )
+    conn.execute("DELETE FROM usage WHERE provider = 'lab' AND ts < 1001000")
+    conn.execute(
+        "INSERT INTO usage (ts, provider, model, outcome, cost_usd)"
+        " VALUES (5e6, 'lab', 'm', 'ok', 2)"
+    )
+    assert (
+        conn.execute(spend_sql.format("usage_spend")).fetchall()
+        == conn.execute(spend_sql.format("usage")).fetchall()
+    )
+    conn.close()
