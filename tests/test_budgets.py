@@ -160,6 +160,10 @@ def test_usage_budget_without_budgets_and_a_bad_timezone(cli, isolated_env, srv)
     isolated_env.write_config(config(srv.url, ""))
     res = cli("usage", "budget")
     assert res.code == 0 and "no budgets configured" in res.stderr
+    isolated_env.write_config(config(srv.url, "[budgets.providers.opnai]\ndaily = 1"))
+    res = cli("usage", "budget", "--json")
+    assert res.code == 0 and json.loads(res.stdout)[0]["budget"] == "opnai daily"
+    assert "budgets.providers.opnai: no provider 'opnai' is configured" in res.stderr
     isolated_env.write_config(config(srv.url, 'daily = 1\ntimezone = "Mars/Olympus"'))
     res = cli("usage", "budget")
     assert res.code == 2 and "budgets.timezone" in res.stderr and "Mars/Olympus" in res.stderr

@@ -129,7 +129,10 @@ def budget(
     from callm.budgets import status
 
     st = state(ctx)
-    rows = status(st.config())
+    cfg = st.config()
+    rows = status(cfg)
+    for name in sorted(set(cfg.budgets.providers) - {*cfg.providers, "sim"}):
+        st.out.warn(f"budgets.providers.{name}: no provider {name!r} is configured")
     if json_out or st.out.json_mode:
         st.out.emit_json(rows)
         return
