@@ -86,6 +86,10 @@ def test_a_call_that_would_exceed_the_daily_budget_is_refused(cli, isolated_env,
     assert "$0.05 left" in res.stderr and "up to $0.10" in res.stderr
     assert "Traceback" not in res.output
     assert chats(srv) == ["m1"]  # the refused call never reached the server
+    res = cli("--json", "chat", "-m", "lab/m1", "--no-stream", "--max-tokens", "100", "hi")
+    obj = json.loads(res.stdout)
+    assert res.code == 5 and obj["error"]["kind"] == "budget"
+    assert (obj["provider"], obj["model"]) == ("lab", "m1")
     # a smaller worst case still fits
     assert cli("chat", "-m", "lab/m1", "--no-stream", "--max-tokens", "40", "hi").code == 0
 
