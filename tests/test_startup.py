@@ -11,7 +11,7 @@ import pytest
 
 from isolation import IsolatedEnv
 
-HEAVY = ["callm.http11", "ssl", "httpx", "pydantic", "keyring", "sqlite3", "rich.live"]
+HEAVY = ["httpx", "httpcore", "ssl", "pydantic", "keyring", "sqlite3", "rich.live"]
 # a command that reads the config validates it with pydantic (issue 11); --help does not
 HEAVY_FOR_LIST = [m for m in HEAVY if m != "pydantic"]
 
@@ -99,7 +99,7 @@ def test_providers_list_with_data_db_still_skips_network_and_keychain(
     _twenty_providers(isolated_env)
     record_verify("p1", True)
     assert (isolated_env.data_dir / "callm.db").exists()
-    assert imported(["providers", "list"], ["callm.http11", "ssl", "httpx", "keyring"]) == []
+    assert imported(["providers", "list"], ["httpx", "httpcore", "ssl", "keyring"]) == []
 
 
 def test_root_help_builds_no_sub_command() -> None:
