@@ -24,6 +24,7 @@ from callm.errors import (
 )
 from callm.retry import RetryPolicy, should_fall_back, wait_before_retry
 from callm.types import (
+    Attachment,
     ChatRequest,
     ChatResult,
     Finished,
@@ -54,6 +55,8 @@ class CallSpec:
     stream: bool = True
     options: dict[str, Any] = field(default_factory=dict)
     fallbacks: list[str] = field(default_factory=list)
+    schema: dict[str, Any] | None = None  # --schema: the reply is checked against it
+    attachments: tuple[Attachment, ...] = ()  # -a FILE
     timeout: float | None = None  # --timeout: each request's deadline, over the provider's
 
 
@@ -88,6 +91,7 @@ class CallOutcome:
     ttft_ms: int | None = None
     attempts: list[Attempt] = field(default_factory=list)
     error: CallmError | None = None
+    parsed: Any = None  # the reply as JSON, when a schema was given and it matched
     interrupted: bool = False
     text_shown: bool = False  # some text reached the sink
 
@@ -134,6 +138,10 @@ def call(cfg: Config, spec: CallSpec, sink: Sink, notice: Notice) -> CallOutcome
             chain = guard.first_fitting(chain, notice)
         out.target = chain[0]
         _run_chain(cfg, spec, chain, sink, notice, out, start, guard)
+        if spec.schema is not None:
+            from callm.schema_output import check_reply
+
+            out.parsed = check_reply(out.result, spec.schema)
     except CallmError as exc:
         out.error = exc
     except BaseException:  # Ctrl-C, or the reader of our output went away
@@ -247,7 +255,10 @@ def _call_with_retries(
         max_tokens=spec.max_tokens,
         stream=spec.stream,
         options=spec.options,
+        schema=spec.schema,
+        attachments=spec.attachments,
     )
+    request = _checked(target, request)  # UsageError before any call: not retried
     for n in range(1, policy.attempts + 1):
         attempt.tries = n
         watch = _Watch(sink, start)
@@ -274,6 +285,17 @@ def _call_with_retries(
                 f"(attempt {n + 1}/{policy.attempts})"
             )
             time.sleep(wait)
+
+
+def _checked(target: Target, request: ChatRequest) -> ChatRequest:
+    """Ranges, minimums, sizes and model capabilities the vendor would refuse."""
+    from callm.drivers.limits import check_request
+
+    if request.attachments:
+        from callm.attachments import check_model
+
+        check_model(target, request.attachments)
+    return check_request(target.config.driver, request)
 
 
 def _retryable(exc: CallmError) -> bool:
@@ -441,6 +463,8 @@ def _settle_usage(cfg: Config, spec: CallSpec, out: CallOutcome) -> None:
     target = out.target
     assert target is not None
     reported = out.result.usage
+    if reported is not None and not _trusted(reported):
+        reported = None  # e.g. negative counts from a broken proxy: estimate instead
     produced = out.result.text + out.result.reasoning
     complete = out.error is None and not out.interrupted
     if reported is not None and (complete or reported.output_tokens > 0 or not produced):
@@ -462,6 +486,11 @@ def _settle_usage(cfg: Config, spec: CallSpec, out: CallOutcome) -> None:
         out.cost_usd = cost(out.usage, out.price)
     except CallmError:
         out.price, out.cost_usd = None, None
+
+
+def _trusted(u: Usage) -> bool:
+    """Reported counts are used only when every one is a non-negative integer."""
+    return all(type(v) is int and v >= 0 for v in u.as_dict().values())
 
 
 def _record(

@@ -16,6 +16,25 @@ class Message:
 
 
 @dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file sent with the prompt (`-a FILE`). `kind` is decided from the bytes."""
+
+    name: str
+    mime: str  # image/png, image/jpeg, image/webp, image/gif, application/pdf, text/plain
+    data: bytes = field(repr=False)
+    width: int | None = None  # images, when the header says
+    height: int | None = None
+    pages: int | None = None  # PDFs, counted roughly
+
+    @property
+    def kind(self) -> str:
+        """image | pdf | text"""
+        if self.mime.startswith("image/"):
+            return "image"
+        return "pdf" if self.mime == "application/pdf" else "text"
+
+
+@dataclass(frozen=True, slots=True)
 class ChatRequest:
     """What the user asked for, independent of any vendor."""
 
@@ -25,8 +44,10 @@ class ChatRequest:
     temperature: float | None = None
     max_tokens: int | None = None
     stream: bool = True
-    # Extra vendor/driver options from `-o KEY=VALUE` (values already parsed from strings).
+    # Extra vendor/driver options from `-o KEY=VALUE` (strings) and `-o KEY:=JSON`.
     options: dict[str, Any] = field(default_factory=dict)
+    schema: dict[str, Any] | None = None  # a JSON schema the reply must match (--schema)
+    attachments: tuple[Attachment, ...] = ()  # sent with the last user message
 
 
 @dataclass(frozen=True, slots=True)
