@@ -16,7 +16,7 @@ _callm_options() {  # $1: command path
         '') echo '--config --json --quiet -q --no-color --verbose -v --version --help -h' ;;
         'chat') echo '--model -m --system -s --option -o --schema --attach -a --temperature --max-tokens --no-stream --fallback --estimate --max-cost --timeout --json --help -h' ;;
         'providers') echo '--help -h' ;;
-        'providers add') echo '--driver --base-url --key-env --key-stdin --no-key --header --default-model --api-version --no-verify --force --help -h' ;;
+        'providers add') echo '--driver --base-url --key-env --key-stdin --no-key --header --default-model --api-version --region --profile --no-verify --force --help -h' ;;
         'providers list') echo '--help -h' ;;
         'providers show') echo '--help -h' ;;
         'providers remove') echo '--yes -y --help -h' ;;
@@ -42,7 +42,7 @@ _callm_value_options() {  # options that take a value
     case "$1" in
         '') echo '--config' ;;
         'chat') echo '--model -m --system -s --option -o --schema --attach -a --temperature --max-tokens --fallback --max-cost --timeout' ;;
-        'providers add') echo '--driver --base-url --key-env --header --default-model --api-version' ;;
+        'providers add') echo '--driver --base-url --key-env --header --default-model --api-version --region --profile' ;;
         'providers verify') echo '--timeout --probe --models-file --max-cost --junit' ;;
         'providers import') echo '--from' ;;
         'models sync') echo '--timeout' ;;

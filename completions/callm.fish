@@ -21,7 +21,7 @@ function __callm_value_options --argument-names cmdpath --description 'callm opt
         case 'chat'
             printf '%s\n' '--model' '-m' '--system' '-s' '--option' '-o' '--schema' '--attach' '-a' '--temperature' '--max-tokens' '--fallback' '--max-cost' '--timeout'
         case 'providers add'
-            printf '%s\n' '--driver' '--base-url' '--key-env' '--header' '--default-model' '--api-version'
+            printf '%s\n' '--driver' '--base-url' '--key-env' '--header' '--default-model' '--api-version' '--region' '--profile'
         case 'providers verify'
             printf '%s\n' '--timeout' '--probe' '--models-file' '--max-cost' '--junit'
         case 'providers import'
@@ -111,6 +111,8 @@ complete -c callm -n '__callm_is \'providers add\'' -l 'no-key' -d 'The endpoint
 complete -c callm -n '__callm_is \'providers add\'' -l 'header' -x -d 'Extra HTTP header (repeatable).'
 complete -c callm -n '__callm_is \'providers add\'' -l 'default-model' -x
 complete -c callm -n '__callm_is \'providers add\'' -l 'api-version' -x -d 'azure-openai api-version.'
+complete -c callm -n '__callm_is \'providers add\'' -l 'region' -x -d 'bedrock: AWS region.'
+complete -c callm -n '__callm_is \'providers add\'' -l 'profile' -x -d 'bedrock: AWS profile.'
 complete -c callm -n '__callm_is \'providers add\'' -l 'no-verify' -d 'Save without checking the endpoint.'
 complete -c callm -n '__callm_is \'providers add\'' -l 'force' -d 'Replace an existing provider.'
 complete -c callm -n '__callm_is \'providers add\'' -l 'help' -s 'h' -d 'Show this message and exit.'

@@ -477,6 +477,7 @@ def test_set_key_errors(
 CATALOG = {
     "openai", "anthropic", "gemini", "ollama", "openrouter", "groq", "mistral", "deepseek",
     "together", "fireworks", "xai", "azure-openai", "lmstudio", "vllm", "sim",
+    "bedrock", "github", "cerebras", "perplexity",
 }  # fmt: skip
 
 

@@ -21,7 +21,11 @@ _DRIVER_VENDOR = {
     "openai-responses": "openai",
     "anthropic": "anthropic",
     "gemini": "gemini",
+    "bedrock": "bedrock",
 }
+# Bedrock's geographic inference profiles: `us.anthropic.claude-...` is priced as the model's
+# in-Region id (AWS charges the source Region's rate); `global.` ids have rows of their own.
+_BEDROCK_GEO = re.compile(r"^(?:us|eu|apac|jp|au|ca|us-gov)\.")
 
 # Suffixes a vendor adds to a model id for a dated snapshot or a moving alias.
 _SUFFIXES = (
@@ -134,6 +138,8 @@ def lookup(
     head, sep, tail = model.partition("/")
     if sep and head in vendors() and tail:
         attempts.append((head, tail))
+    if vendor == "bedrock" and _BEDROCK_GEO.match(model):
+        attempts.append((vendor, _BEDROCK_GEO.sub("", model)))
     for v, mid in attempts:
         for cand in _candidates(mid):
             key = (v, aliases.get((v, cand), cand))

@@ -92,6 +92,12 @@ def add(
         str | None,
         typer.Option("--api-version", metavar="VERSION", help="azure-openai api-version."),
     ] = None,
+    region: Annotated[
+        str | None, typer.Option("--region", metavar="REGION", help="bedrock: AWS region.")
+    ] = None,
+    profile: Annotated[
+        str | None, typer.Option("--profile", metavar="NAME", help="bedrock: AWS profile.")
+    ] = None,
     no_verify: Annotated[
         bool, typer.Option("--no-verify", help="Save without checking the endpoint.")
     ] = False,
@@ -119,7 +125,7 @@ def add(
         )
     drv = driver or t.driver  # type: ignore[union-attr]
     url = base_url or (t.base_url if t and t.driver == drv else None)
-    if not url and drv not in ("sim",):
+    if not url and drv not in ("sim", "bedrock"):  # bedrock: the region names the host
         raise UsageError(f"driver {drv} has no default base URL: pass --base-url")
     if url and "#" in url:  # never sent, and paths are joined after it: always a mistake
         raise UsageError(f"--base-url must not have a fragment (#...): {url.split('#')[0]}#...")
@@ -134,6 +140,8 @@ def add(
             headers=_parse_headers(header or []),
             default_model=default_model or (t.default_model if t else None),
             api_version=api_version,
+            region=region,
+            profile=profile,
         )
     except SchemaError as exc:
         raise UsageError(exc.first) from None
@@ -143,7 +151,7 @@ def add(
         from callm.secrets import read_key_stdin
 
         new_key = read_key_stdin(sys.stdin)
-    elif key_mode == "keychain" and not key_env and _stdin_isatty():
+    elif key_mode == "keychain" and not key_env and drv != "bedrock" and _stdin_isatty():
         new_key = _prompt_key(name)
 
     if not no_verify:
@@ -162,8 +170,15 @@ def add(
             {"added": name, "driver": drv, "base_url": url, "key_source": _source(name, pc)}
         )
         return
-    out.info(f"added {name} ({drv}, {url or 'local'}); key: {_source(name, pc)}")
-    if key_mode == "keychain" and not key_env and not new_key:
+    where = url or (f"region {region or 'from the AWS config'}" if drv == "bedrock" else "local")
+    out.info(f"added {name} ({drv}, {where}); key: {_source(name, pc)}")
+    if drv == "bedrock" and not key_env and not new_key:
+        out.info(
+            "requests are signed with AWS credentials (environment, profile, SSO, roles) "
+            f"unless a Bedrock API key is set: AWS_BEARER_TOKEN_BEDROCK or `callm providers "
+            f"set-key {name}`"
+        )
+    elif key_mode == "keychain" and not key_env and not new_key:
         from callm.secrets import env_name
 
         vars_ = " or ".join(_vendor_vars(name)) or env_name(name)
@@ -208,7 +223,7 @@ def _source(name: str, pc: "ProviderConfig") -> str:
         return f"env {env_name(name)}"
     if pc.key == "none":
         return "none"
-    return "keychain"
+    return "keychain, else AWS credentials" if pc.driver == "bedrock" else "keychain"
 
 
 @app.command("list")
@@ -277,7 +292,10 @@ def show(ctx: typer.Context, name: Name) -> None:
         key = resolve_key(name, key_mode=pc.key, key_env=pc.key_env, vendor_vars=_vendor_vars(name))
         info["key"] = mask(key) if key else "(none needed)"
     except CallmError as exc:
-        info["key"] = f"(missing: {exc.message})"
+        aws = pc.driver == "bedrock" and not pc.key_env
+        info["key"] = (
+            "(none: AWS credentials sign the requests)" if aws else f"(missing: {exc.message})"
+        )
     out = st.out
     if out.json_mode:
         out.emit_json(info)
@@ -403,7 +421,8 @@ def catalog_(ctx: typer.Context) -> None:
             [
                 t.name,
                 t.driver,
-                t.base_url or "(your resource URL)",
+                t.base_url
+                or ("bedrock-runtime.REGION" if t.driver == "bedrock" else "(your resource URL)"),
                 " / ".join(t.key_env) or "-",
                 t.default_model or "-",
                 t.docs_url,

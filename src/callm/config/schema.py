@@ -134,6 +134,18 @@ def _url(value: str) -> str:
     return value
 
 
+def _aws_region(value: str) -> str:
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", value):
+        raise ValueError(f"region must be an AWS region like us-east-1, got {value!r}")
+    return value
+
+
+def _endpoint_url(value: str) -> str:
+    if "://" not in value:
+        raise ValueError(f"endpoint_url must be a URL like https://host, got {value!r}")
+    return value
+
+
 Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 ProviderName = Annotated[str, AfterValidator(check_provider_name)]
@@ -193,6 +205,10 @@ class ProviderConfig(_Section):
     ca_bundle: str | None = None  # TLS for a corporate gateway: PEM CA file or directory,
     client_cert: str | None = None  # and a client certificate (PEM)
     client_key: str | None = None  # with its key, when not in client_cert
+    # bedrock: AWS region, profile (credential chain), and an endpoint other than AWS's own
+    region: Annotated[str, AfterValidator(_aws_region)] | None = None
+    profile: str | None = None
+    endpoint_url: Annotated[str, AfterValidator(_endpoint_url)] | None = None
 
 
 class RetryConfig(_Section):
