@@ -325,3 +325,82 @@ def test_ledger_json_outputs_match_their_schemas(cli, ledger_backend, pg_url) ->
         r = cli("ledger", "copy", "--to", pg_url, "--json")
         assert r.code == 0, r.output
         jsonschema.validate(json.loads(r.stdout), SCHEMAS["ledger-copy"].model_json_schema())
+
+
+# ---- budgets on the shared ledger ----------------------------------------------------------
+
+
+def _budget_env(tmp_path: Path, url: str, ledger: str, budgets: str) -> dict[str, str]:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(
+        f'[providers.lab]\ndriver = "openai-compatible"\nbase_url = "{url}/v1"\n'
+        'key_env = "CALLM_LAB_KEY"\n[retry]\nattempts = 1\n'
+        '[pricing."lab/*"]\ninput = 0.0\noutput = 1000.0\n'  # 10 tokens: $0.01
+        f"[budgets]\n{budgets}\n"
+    )
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("CALLM_") and not k.endswith("_API_KEY")
+    }
+    env.update(CALLM_CONFIG=str(cfg), CALLM_DATA_DIR=str(tmp_path / "data"), HOME=str(tmp_path))
+    env.update(CALLM_LAB_KEY="sk-test-FAKE-budget-0000", CALLM_LEDGER_URL=ledger)
+    return env
+
+
+def _chat_reply() -> dict[str, object]:
+    return {
+        "id": "c1",
+        "object": "chat.completion",
+        "model": "m1",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "OK"}, "finish_reason": "stop"}
+        ],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 10, "total_tokens": 15},
+    }
+
+
+def test_fifty_processes_share_a_budget_and_never_overspend(tmp_path: Path, pg_url) -> None:
+    """Worst case $0.01 a call, daily budget $0.20 in PostgreSQL: exactly 20 of 50 run."""
+    from loopback import Loopback, json_reply
+
+    with Loopback() as s:
+        s.route("/v1/chat/completions", json_reply(_chat_reply(), delay=0.5))
+        env = _budget_env(tmp_path, s.url, pg_url, "daily = 0.2")
+        cmd = [CALLM, "chat", "-m", "lab/m1", "--no-stream", "--max-tokens", "10", "hi"]
+        procs = [
+            subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+            for _ in range(50)
+        ]  # fmt: skip
+        results = finish(procs)
+        codes = sorted(code for code, _ in results)
+        assert codes == [0] * 20 + [5] * 30, [e for _, e in results][:3]
+        assert len([r for r in s.requests if r.path.endswith("/completions")]) == 20
+    (total, n) = pg_rows(pg_url, "SELECT sum(cost_usd), count(*) FROM usage")[0]
+    assert n == 20 and total == pytest.approx(0.2)
+    assert pg_rows(pg_url, "SELECT count(*) FROM budget_reservation") == [(0,)]
+    assert pg_rows(pg_url, "SELECT sum(cost_usd) FROM usage_spend")[0][0] == pytest.approx(0.2)
+
+
+def test_an_unreachable_ledger_refuses_paid_calls_unless_fail_open(tmp_path: Path) -> None:
+    import socket
+
+    from loopback import Loopback, json_reply
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = f"postgresql://nobody@127.0.0.1:{sock.getsockname()[1]}/none"
+    with Loopback() as s:
+        s.route("/v1/chat/completions", json_reply(_chat_reply()))
+        cmd = [CALLM, "chat", "-m", "lab/m1", "--no-stream", "--max-tokens", "10", "hi"]
+        env = _budget_env(tmp_path, s.url, dead, "daily = 1.0")
+        p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+        assert p.returncode == 5, p.stderr
+        assert "cannot check the budget" in p.stderr and "Traceback" not in p.stderr
+        assert not s.requests  # refused before any call
+        env = _budget_env(tmp_path, s.url, dead, "daily = 1.0\nfail_open = true")
+        p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        assert "budget not checked" in p.stderr and "row saved to" in p.stderr  # spilled
+        assert len(s.requests) == 1
