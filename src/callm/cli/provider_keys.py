@@ -88,19 +88,26 @@ def _apply(st: State, todo: "list[Step]") -> None:
     from callm.config.schema import ProviderConfig, updated
     from callm.secrets import keychain_set
 
-    cfg = st.config()
-    providers = dict(cfg.providers)
+    added: dict[str, ProviderConfig] = {}
     for s in todo:
         name = s.found.provider
         keychain_set(name, s.found.key)
         if s.action == "add":
             t = template(name)
             assert t is not None
-            providers[name] = ProviderConfig(
+            added[name] = ProviderConfig(
                 driver=t.driver, base_url=t.base_url, default_model=t.default_model
             )
-    if providers != cfg.providers:
-        st.save(updated(cfg, providers=providers))
+    if added:  # under the config lock; a provider another callm added meanwhile is kept
+        st.update(
+            lambda now: updated(
+                now,
+                providers={
+                    **now.providers,
+                    **{n: pc for n, pc in added.items() if n not in now.providers},
+                },
+            )
+        )
 
 
 def key(
