@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+import pgcluster
 from isolation import Cli, IsolatedEnv, isolate
 
 
@@ -31,8 +32,6 @@ def pg_cluster():  # type: ignore[no-untyped-def]
     """One private PostgreSQL cluster per test run (tests/pgcluster.py). Without PostgreSQL
     binaries the tests that need it are skipped, except under CI, where that is a failure."""
     import os
-
-    import pgcluster
 
     if pgcluster.find_bin_dir() is None:
         if os.environ.get("CI"):

@@ -2,13 +2,11 @@
 unix socket in that dir, run by a non-root user (the `postgres` system user when the tests
 run as root, as CI does), trust authentication for the test user, stopped at the end.
 
-The binaries are found at run time: initdb/pg_ctl on PATH, else the newest
-/usr/lib/postgresql/<version>/bin (Debian's layout).
+The binaries are found at run time on PATH (.ci/run puts Debian's versioned bin dir there).
 """
 
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 import socket
@@ -17,6 +15,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+# The system temp dir, read before any test points tempfile.tempdir at a private dir the
+# server's user cannot enter.
+SYSTEM_TMP = tempfile.gettempdir()
 USER = "callm_test"
 PASSWORD_USER = "callm_pw"
 
@@ -25,15 +26,6 @@ def find_bin_dir() -> Path | None:
     found = shutil.which("initdb")
     if found and shutil.which("pg_ctl"):
         return Path(os.path.realpath(found)).parent
-    dirs = glob.glob("/usr/lib/postgresql/*/bin")
-
-    def version(d: str) -> tuple[int, ...]:
-        part = Path(d).parent.name
-        return tuple(int(x) for x in part.split(".") if x.isdigit())
-
-    for d in sorted(dirs, key=version, reverse=True):
-        if (Path(d) / "initdb").exists() and (Path(d) / "pg_ctl").exists():
-            return Path(d)
     return None
 
 
@@ -142,10 +134,7 @@ class Cluster:
 def start_cluster() -> Cluster:
     bin_dir = find_bin_dir()
     assert bin_dir is not None
-    # The system temp dir, not tempfile.tempdir (a test may point that at a private dir the
-    # server's user cannot enter).
-    base = os.environ.get("TMPDIR") or ("/tmp" if os.path.isdir("/tmp") else None)
-    root = Path(tempfile.mkdtemp(prefix="callm-pg-", dir=base))
+    root = Path(tempfile.mkdtemp(prefix="callm-pg-", dir=SYSTEM_TMP))
     root.chmod(0o755)
     if os.geteuid() == 0:
         shutil.chown(root, "postgres", "postgres")
