@@ -4,19 +4,21 @@
 
 _callm_commands() {  # $1: command path
     case "$1" in
-        '') echo 'chat providers models usage' ;;
+        '') echo 'chat providers models usage schema logs templates' ;;
         'providers') echo 'add list show remove enable disable set-key catalog verify' ;;
         'models') echo 'sync list show default' ;;
         'usage') echo 'report' ;;
+        'logs') echo 'list show rm path on off status' ;;
+        'templates') echo 'save list show rm edit' ;;
     esac
 }
 
 _callm_options() {  # $1: command path
     case "$1" in
         '') echo '--config --json --quiet -q --no-color --verbose -v --version --help -h' ;;
-        'chat') echo '--model -m --system -s --option -o --schema --attach -a --temperature --max-tokens --no-stream --fallback --estimate --max-cost --timeout --json --help -h' ;;
+        'chat') echo '--model -m --system -s --option -o --schema --attach -a --temperature --max-tokens --no-stream --fallback --estimate --max-cost --timeout --json --continue -c --cid --no-log --template -t --help -h' ;;
         'providers') echo '--help -h' ;;
-        'providers add') echo '--driver --base-url --key-env --key-stdin --no-key --header --default-model --api-version --no-verify --force --help -h' ;;
+        'providers add') echo '--driver --base-url --key-env --key-stdin --no-key --header --default-model --api-version --region --profile --key-header --key-prefix --no-verify --force --help -h' ;;
         'providers list') echo '--help -h' ;;
         'providers show') echo '--help -h' ;;
         'providers remove') echo '--yes -y --help -h' ;;
@@ -32,18 +34,37 @@ _callm_options() {  # $1: command path
         'models default') echo '--help -h' ;;
         'usage') echo '--help -h' ;;
         'usage report') echo '--since --until --by --provider --json --csv --help -h' ;;
+        'schema') echo '--help -h' ;;
+        'logs') echo '--help -h' ;;
+        'logs list') echo '--count -n --model --provider --since --cid --query -q --json --help -h' ;;
+        'logs show') echo '--cid --json --help -h' ;;
+        'logs rm') echo '--cid --help -h' ;;
+        'logs path') echo '--help -h' ;;
+        'logs on') echo '--help -h' ;;
+        'logs off') echo '--help -h' ;;
+        'logs status') echo '--json --help -h' ;;
+        'templates') echo '--help -h' ;;
+        'templates save') echo '--model -m --system -s --option -o --schema --prompt --help -h' ;;
+        'templates list') echo '--json --help -h' ;;
+        'templates show') echo '--json --help -h' ;;
+        'templates rm') echo '--help -h' ;;
+        'templates edit') echo '--help -h' ;;
     esac
 }
 
 _callm_value_options() {  # options that take a value
     case "$1" in
         '') echo '--config' ;;
-        'chat') echo '--model -m --system -s --option -o --schema --attach -a --temperature --max-tokens --fallback --max-cost --timeout' ;;
-        'providers add') echo '--driver --base-url --key-env --header --default-model --api-version' ;;
+        'chat') echo '--model -m --system -s --option -o --schema --attach -a --temperature --max-tokens --fallback --max-cost --timeout --cid --template -t' ;;
+        'providers add') echo '--driver --base-url --key-env --header --default-model --api-version --region --profile --key-header --key-prefix' ;;
         'providers verify') echo '--timeout --probe' ;;
         'models sync') echo '--timeout' ;;
         'models list') echo '--provider -p --capability -c --sort' ;;
         'usage report') echo '--since --until --by --provider' ;;
+        'logs list') echo '--count -n --model --provider --since --cid --query -q' ;;
+        'logs show') echo '--cid' ;;
+        'logs rm') echo '--cid' ;;
+        'templates save') echo '--model -m --system -s --option -o --schema --prompt' ;;
     esac
 }
 

@@ -20,6 +20,7 @@ from callm.endpoints import Target, endpoint, resolve_target
 from callm.errors import (
     BadResponseError,
     CallmError,
+    OutputClosed,
     StreamError,
 )
 from callm.retry import RetryPolicy, should_fall_back, wait_before_retry
@@ -55,6 +56,8 @@ class CallSpec:
     stream: bool = True
     options: dict[str, Any] = field(default_factory=dict)
     fallbacks: list[str] = field(default_factory=list)
+    cid: str | None = None  # the conversation (callm.conversations); None: not logged as one
+    log: bool | None = None  # False: --no-log; None: the config's log_prompts
     schema: dict[str, Any] | None = None  # --schema: the reply is checked against it
     attachments: tuple[Attachment, ...] = ()  # -a FILE
     timeout: float | None = None  # --timeout: each request's deadline, over the provider's
@@ -94,6 +97,7 @@ class CallOutcome:
     parsed: Any = None  # the reply as JSON, when a schema was given and it matched
     interrupted: bool = False
     text_shown: bool = False  # some text reached the sink
+    cid: str | None = None  # the logged conversation, for `chat --json`
 
     @property
     def outcome(self) -> str:
@@ -140,11 +144,15 @@ def call(cfg: Config, spec: CallSpec, sink: Sink, notice: Notice) -> CallOutcome
             out.parsed = check_reply(out.result, spec.schema)
     except CallmError as exc:
         out.error = exc
-    except BaseException:  # Ctrl-C, or the reader of our output went away
+    except (KeyboardInterrupt, BrokenPipeError, OutputClosed):  # Ctrl-C, SIGTERM, reader gone
         out.interrupted = True
         raise
+    except BaseException as exc:  # a bug: recorded as an error, not as an interruption
+        out.error = CallmError(f"internal error: {type(exc).__name__}: {exc}")
+        raise
     finally:
-        out.latency_ms = int((time.monotonic() - start) * 1000)
+        if not any(a.tries for a in out.attempts):  # else: set by the attempts themselves
+            out.latency_ms = int((time.monotonic() - start) * 1000)
         if out.target is not None:
             _settle_usage(cfg, spec, out)
             _record(cfg, spec, out, started_at)
@@ -181,6 +189,7 @@ def _run_chain(
     left = len(usable)
     last_error: CallmError | None = None
     tried: Target | None = None
+    began: float | None = None
     for target in chain:
         if target not in usable:  # cooling down: shown in the attempts, not called
             out.attempts.append(
@@ -195,12 +204,17 @@ def _run_chain(
         attempt = Attempt(target.provider, target.model, "ok")
         out.attempts.append(attempt)
         t0 = time.monotonic()
+        began = began or t0
         try:
             _call_with_retries(target, spec, sink, notice, out, policy, attempt, start)
         except BaseException as exc:
             attempt.latency_ms = int((time.monotonic() - t0) * 1000)
+            # the call's latency: first request to last answer, not the ledger or cooldown
+            # bookkeeping around it (a locked data DB once turned 0.17 s into 10.87 s)
+            out.latency_ms = int((time.monotonic() - began) * 1000)
             if not isinstance(exc, CallmError):
-                attempt.outcome = "interrupted"
+                interrupted = isinstance(exc, (KeyboardInterrupt, BrokenPipeError, OutputClosed))
+                attempt.outcome = "interrupted" if interrupted else "error"
                 raise
             attempt.outcome, attempt.error_kind = "error", exc.kind
             cooldown.record_result(target.provider, exc, policy)
@@ -209,6 +223,7 @@ def _run_chain(
                 raise
             continue
         attempt.latency_ms = int((time.monotonic() - t0) * 1000)
+        out.latency_ms = int((time.monotonic() - began) * 1000)
         cooldown.record_result(target.provider, None, policy)
         return
 
@@ -259,12 +274,28 @@ def _call_with_retries(
             _label(exc, target)
             if watch.shown or n == policy.attempts or not _retryable(exc):
                 raise exc from None
+            if _asks_too_long(exc, policy):  # sleeping max_delay would only fail again
+                raise exc from None
             wait = wait_before_retry(exc, n, policy)
             notice(
                 f"{_what_failed(exc, target.provider)}, retrying in {_seconds(wait)} s "
                 f"(attempt {n + 1}/{policy.attempts})"
             )
             time.sleep(wait)
+
+
+def _asks_too_long(exc: CallmError, policy: RetryPolicy) -> bool:
+    """The server asked for a longer wait than retry.max_delay: say so and stop retrying."""
+    from callm.retry import root_cause
+
+    asked = getattr(root_cause(exc), "retry_after", None)
+    if asked is None or asked <= policy.max_delay:
+        return False
+    exc.hint = (
+        f"the server asked to wait {_seconds(float(asked))} s, more than retry.max_delay "
+        f"({_seconds(policy.max_delay)} s); try again later"
+    )
+    return True
 
 
 def _checked(target: Target, request: ChatRequest) -> ChatRequest:
@@ -413,6 +444,15 @@ def _is_json(headers: dict[str, str]) -> bool:
     return "json" in ctype.lower() and "ndjson" not in ctype.lower()
 
 
+def _has_events(body: bytes) -> bool:
+    """Anything but blank lines, SSE comments and `data: [DONE]` (a stream of nothing)."""
+    for line in body.splitlines():
+        line = line.strip()
+        if line and not line.startswith(b":") and line not in (b"data: [DONE]", b"data:[DONE]"):
+            return True
+    return False
+
+
 def _check_finished(
     acc: StreamAccumulator, body: bytes | bytearray | None = None, expected: str = "a stream"
 ) -> None:
@@ -425,7 +465,7 @@ def _check_finished(
                 cause=BadResponseError("truncated stream"),
             )
         if not acc._tools:  # a tool call alone is a complete answer
-            if body and body.strip():
+            if body and _has_events(bytes(body)):
                 from callm.drivers.base import body_text
 
                 raise BadResponseError(f"expected {expected}, got: {body_text(bytes(body), 200)}")
@@ -474,6 +514,7 @@ def _trusted(u: Usage) -> bool:
 
 
 def _record(cfg: Config, spec: CallSpec, out: CallOutcome, started_at: float) -> None:
+    from callm.conversations import log_columns
     from callm.ledger.usage import UsageRow, record
 
     t = out.target
@@ -500,13 +541,6 @@ def _record(cfg: Config, spec: CallSpec, out: CallOutcome, started_at: float) ->
         error_kind=kind,
         attempts=max(1, sum(a.tries for a in out.attempts)),
         attempts_json=json.dumps([a.as_dict() for a in out.attempts]),
-        prompt=_prompt_text(spec) if cfg.log_prompts else None,
-        reply=out.result.text if cfg.log_prompts else None,
+        **log_columns(cfg, spec, out),
     )
     record(row)
-
-
-def _prompt_text(spec: CallSpec) -> str:
-    parts = [f"[system] {spec.system}"] if spec.system else []
-    parts += [f"[{m.role}] {m.content}" for m in spec.messages]
-    return "\n".join(parts)

@@ -25,6 +25,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "providers": ("callm.cli.providers", "app", "Register, inspect and verify providers."),
     "models": ("callm.cli.models", "app", "Model lists with prices and context windows."),
     "usage": ("callm.cli.usage", "app", "What your calls cost."),
+    "schema": ("callm.cli.schema", "schema", "Print the JSON Schema of a --json output."),
+    "logs": ("callm.cli.logs", "app", "Logged calls: list, search, show, remove; logging on/off."),
+    "templates": ("callm.cli.templates", "app", "Saved prompts: save, list, show, edit, rm."),
 }
 
 
@@ -157,8 +160,41 @@ def main(argv: list[str] | None = None) -> None:
     # building the config schema) unless told not to; callm uses none. A user's own
     # PYDANTIC_DISABLE_PLUGINS setting wins (set it to "" to let plugins load).
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    _stop_on_signals()
+    _closed_streams()
     code = run(args)
     sys.exit(code)
+
+
+def _closed_streams() -> None:
+    """`callm ... >&-` or `2>&-` leave sys.stdout/sys.stderr None: write to the null device
+    instead (marked, so `chat` can refuse to spend money on a reply nobody can read)."""
+    import os
+
+    for name in ("stderr", "stdout"):
+        if getattr(sys, name) is None:
+            stream = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - lives until exit
+            stream.callm_closed = True  # type: ignore[attr-defined]
+            setattr(sys, name, stream)
+
+
+def _stop_on_signals() -> None:
+    """SIGTERM and SIGHUP (`timeout`, a closed terminal, a service manager) stop a call the
+    way Ctrl-C does, so its text and its usage row are kept. A second signal while that
+    cleanup runs is ignored: the row must not be lost half-written."""
+    import signal
+
+    from callm.errors import Interrupted
+
+    def stop(signum: int, frame: object) -> None:
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN)
+        raise Interrupted(signum)
+
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None and signal.getsignal(sig) is signal.SIG_DFL:
+            signal.signal(sig, stop)
 
 
 GLOBAL_FLAGS = frozenset({"--json", "--quiet", "-q", "--no-color", "--verbose", "-v"})
@@ -175,7 +211,9 @@ def hoist_global_options(args: list[str]) -> list[str]:
         if a == "--":
             rest += args[i:]
             break
-        if a in GLOBAL_FLAGS:
+        if a in ("-q", "--query") and rest[:1] == ["logs"]:  # `logs -q TEXT` searches
+            rest.append(a)
+        elif a in GLOBAL_FLAGS:
             front.append(a)
         elif a == "--config" and i + 1 < len(args):
             front += [a, args[i + 1]]
@@ -188,9 +226,40 @@ def hoist_global_options(args: list[str]) -> list[str]:
     return front + rest
 
 
+def _check_args(args: list[str]) -> None:
+    """Bytes that are not UTF-8 arrive as lone surrogates: a usage error, named here."""
+    for i, arg in enumerate(args, 1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            from callm.errors import UsageError
+
+            bad = arg[exc.start].encode("utf-8", "surrogateescape").hex()
+            raise UsageError(
+                f"argument {i} is not valid UTF-8 (byte 0x{bad} at character {exc.start})"
+            ) from None
+
+
+def _command_index(args: list[str]) -> int:
+    """Where the sub-command's name is, once global options are in front."""
+    i = 0
+    while i < len(args) and (args[i] in GLOBAL_FLAGS or args[i].startswith("--config")):
+        i += 2 if args[i] == "--config" else 1
+    return i
+
+
 def run(args: list[str]) -> int:
+    # pydantic looks for plugins (an entry-point scan of every installed package, ~25-50 ms)
+    # when it builds the first model; callm uses none. A value the user set still wins.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     args = hoist_global_options(args)
+    i = _command_index(args)
+    if args[i : i + 1] == ["logs"]:
+        from callm.cli.logs import default_to_list
+
+        args = args[:i] + default_to_list(args[i:])
     try:
+        _check_args(args)
         result = app(args=args, prog_name="callm", standalone_mode=False)
         return result if isinstance(result, int) else 0
     except BaseException as exc:  # this is the one place that decides

@@ -47,7 +47,9 @@ def report(
     hi = rep.parse_when(until, until=True) if until else None
     data = rep.report(since=lo, until=hi, by=by, provider=provider)
     if json_mode:
-        st.out.emit_json(data)
+        from callm.outputs import dump
+
+        st.out.emit_json(dump("usage-report", data))
     elif csv_out:
         st.out.stdout.write(rep.to_csv(data))
         st.out.stdout.flush()

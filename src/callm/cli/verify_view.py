@@ -22,7 +22,9 @@ def run_verify(st: State, names: list[str], timeout: float, probe: str | None) -
     if not plan.names:
         out.info("no enabled providers to verify; add one with `callm providers add NAME`")
         if out.json_mode or not out.stdout_isatty:
-            out.emit_json([])
+            from callm.outputs import dump
+
+            out.emit_json(dump("providers-verify", []))
         return EXIT_OK
     _show_estimates(out, plan)
     if out.stderr_isatty and not out.quiet:
@@ -34,7 +36,11 @@ def run_verify(st: State, names: list[str], timeout: float, probe: str | None) -
     else:
         results = verify_many(cfg, plan.names, timeout, probe, plan=plan)
     if out.json_mode or not out.stdout_isatty:
-        out.emit_json([r.as_dict(with_probe=bool(probe)) for r in results])
+        from callm.outputs import dump
+
+        out.emit_json(
+            dump("providers-verify", [r.as_dict(with_probe=bool(probe)) for r in results])
+        )
     else:
         _table(out, results, bool(probe))
     return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED

@@ -7,6 +7,7 @@ The schema is a list of migrations; `PRAGMA user_version` records how many have 
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -91,6 +92,32 @@ def _rollup_triggers(failed: str) -> str:
     """
 
 
+LOG_MIGRATION = """
+    ALTER TABLE usage ADD COLUMN cid TEXT;           -- conversation id; NULL when not logged
+    ALTER TABLE usage ADD COLUMN system TEXT;        -- system prompt of the call
+    ALTER TABLE usage ADD COLUMN options_json TEXT;  -- {temperature, max_tokens, -o ...}
+    ALTER TABLE usage ADD COLUMN attachments_json TEXT;  -- [{name, sha256, bytes}]
+    ALTER TABLE usage ADD COLUMN reply_json TEXT;    -- the parsed reply of a --schema call
+    CREATE INDEX usage_cid ON usage(cid, id) WHERE cid IS NOT NULL;
+    CREATE VIRTUAL TABLE logs_fts USING fts5(
+        prompt, reply, system, content='usage', content_rowid='id');
+    CREATE TRIGGER logs_fts_insert AFTER INSERT ON usage BEGIN
+        INSERT INTO logs_fts(rowid, prompt, reply, system)
+        VALUES (NEW.id, NEW.prompt, NEW.reply, NEW.system);
+    END;
+    CREATE TRIGGER logs_fts_delete AFTER DELETE ON usage BEGIN
+        INSERT INTO logs_fts(logs_fts, rowid, prompt, reply, system)
+        VALUES ('delete', OLD.id, OLD.prompt, OLD.reply, OLD.system);
+    END;
+    CREATE TRIGGER logs_fts_update AFTER UPDATE OF prompt, reply, system ON usage BEGIN
+        INSERT INTO logs_fts(logs_fts, rowid, prompt, reply, system)
+        VALUES ('delete', OLD.id, OLD.prompt, OLD.reply, OLD.system);
+        INSERT INTO logs_fts(rowid, prompt, reply, system)
+        VALUES (NEW.id, NEW.prompt, NEW.reply, NEW.system);
+    END;
+    INSERT INTO logs_fts(logs_fts) VALUES ('rebuild');
+"""
+
 # Append only. Each entry runs once, in order, inside one transaction.
 MIGRATIONS: list[str] = [
     # 1: usage ledger, one row per chat call
@@ -114,7 +141,7 @@ MIGRATIONS: list[str] = [
         error_kind TEXT,
         attempts INTEGER NOT NULL DEFAULT 1,
         attempts_json TEXT,               -- [{provider, model, outcome, error_kind, latency_ms}]
-        prompt TEXT,                      -- only with log_prompts = true
+        prompt TEXT,                      -- only with log_prompts = true (from 7: this turn's)
         reply TEXT                        -- only with log_prompts = true
     );
     CREATE INDEX usage_ts ON usage(ts);
@@ -260,6 +287,10 @@ MIGRATIONS: list[str] = [
             AND date(u.ts, 'unixepoch', 'localtime') = usage_day.day
             AND {FAILED_SQL.format(row="u")});
 """,
+    # 7: the call log (issue 14): what was asked and answered, with the usage row it belongs to;
+    #    every call belongs to a conversation (cid). logs_fts indexes prompt, reply and system
+    #    for `callm logs -q` (FTS5, external content: the text is stored once, in usage).
+    LOG_MIGRATION,
 ]
 
 
@@ -267,7 +298,7 @@ def connect(path: Path | None = None) -> sqlite3.Connection:
     """Open (creating and migrating if needed) the data DB."""
     path = path or db_path()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _private(path)
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
     except (OSError, sqlite3.Error) as exc:
         raise CallmError(
@@ -283,6 +314,26 @@ def connect(path: Path | None = None) -> sqlite3.Connection:
         conn.close()
         raise CallmError(f"data DB {path} is not usable: {exc}") from None
     return conn
+
+
+def _private(path: Path) -> None:
+    """The DB holds prompts and replies when logged: the file 0600 (its -wal and -shm copy
+    that), in a folder of ours that is 0700."""
+    import stat
+
+    folder = path.parent
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = folder.stat()
+    mine = not hasattr(os, "getuid") or st.st_uid == os.getuid()
+    if st.st_mode & 0o077 and mine and not path.exists():
+        folder.chmod(0o700)  # a new DB: the folder is callm's own (an old one was 0755)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_IMODE(mode) & 0o077:
+            os.fchmod(fd, 0o600)  # a DB from before this rule
+    finally:
+        os.close(fd)
 
 
 def _enable_wal(conn: sqlite3.Connection) -> None:

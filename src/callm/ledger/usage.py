@@ -46,8 +46,14 @@ class UsageRow:
     attempts: int = 1
     # [{provider, model, outcome, error_kind, latency_ms}]; a list is serialised for you
     attempts_json: str | list[dict[str, Any]] | None = None
-    prompt: str | None = None  # only with config log_prompts = true (the caller decides)
+    prompt: str | None = None  # only when logging (the caller decides): this turn's prompt
     reply: str | None = None
+    # the call log (ledger/logs.py): conversation, system prompt, options, attachments
+    cid: str | None = None
+    system: str | None = None
+    options_json: str | None = None
+    attachments_json: str | None = None
+    reply_json: str | None = None
 
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(UsageRow))
@@ -94,13 +100,17 @@ def _values(row: UsageRow) -> dict[str, Any]:
     values = asdict(row)
     if isinstance(values["attempts_json"], (list, tuple)):
         values["attempts_json"] = json.dumps(values["attempts_json"], separators=(",", ":"))
-    if values["prompt"] or values["reply"]:
+    if any(values[k] for k in _SCRUBBED):
         from callm.secrets import scrub
 
-        for k in ("prompt", "reply"):
+        for k in _SCRUBBED:
             if values[k]:
                 values[k] = scrub(values[k])
     return values
+
+
+# Free text a user or a model wrote: anything shaped like a key is masked before it is stored.
+_SCRUBBED = ("prompt", "reply", "system", "options_json", "attachments_json", "reply_json")
 
 
 def _write(db: Path, values: dict[str, Any]) -> None:
@@ -255,6 +265,7 @@ def _append(path: Path, data: bytes) -> None:
     for _ in range(20):
         fd = os.open(path, flags, 0o600)
         try:
+            _refuse_foreign(path, fd)
             _lock(fd)
             try:  # an importer may have removed the file while we waited for the lock
                 same = os.stat(path).st_ino == os.fstat(fd).st_ino
@@ -272,6 +283,16 @@ def _append(path: Path, data: bytes) -> None:
         finally:
             os.close(fd)
     raise OSError(f"could not append to {path}")
+
+
+def _refuse_foreign(path: Path, fd: int) -> None:
+    """The temp dir is shared and the spill file's name can be guessed: one that another user
+    created (to read our rows) or that is not a plain file is not ours to append to."""
+    import stat
+
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or (hasattr(os, "getuid") and st.st_uid != os.getuid()):
+        raise OSError(f"{path} is not ours")
 
 
 def _lock(fd: int) -> None:
