@@ -135,20 +135,24 @@ TYPER_LATEST = BENCH / ".venv-typer-latest"
 
 
 def _typer_latest() -> Path | None:
-    """A venv with callm and the newest typer (made once, like the peers' venv)."""
+    """A venv with callm and the newest typer (made once, like the peers' venv). callm pins
+    typer below 0.29, so typer is upgraded after callm is installed (pip warns; fine here)."""
     py = TYPER_LATEST / "bin" / "python"
-    if py.exists():
+    ready = TYPER_LATEST / ".ready"
+    if ready.exists():
         return py
     log("creating bench/.venv-typer-latest (callm + newest typer) ...")
     root = BENCH.parent
     with (BENCH / "out" / "typer_latest.log").open("w") as fh:
         for cmd in (
-            [PY, "-m", "venv", str(TYPER_LATEST)],
-            [str(py), "-m", "pip", "install", "-q", "-e", str(root), "typer>=0.29"],
+            [PY, "-m", "venv", "--clear", str(TYPER_LATEST)],
+            [str(py), "-m", "pip", "install", "-q", "-e", str(root)],
+            [str(py), "-m", "pip", "install", "-q", "typer>=0.29"],
         ):
             if subprocess.call(cmd, stdout=fh, stderr=fh) != 0:
                 log("could not make it; see bench/out/typer_latest.log")
                 return None
+    ready.touch()
     return py
 
 
