@@ -5,9 +5,9 @@
 _callm_commands() {  # $1: command path
     case "$1" in
         '') echo 'chat providers models usage schema logs templates' ;;
-        'providers') echo 'add list show remove enable disable set-key catalog verify' ;;
+        'providers') echo 'add list show remove enable disable set-key catalog verify import key' ;;
         'models') echo 'sync list show default' ;;
-        'usage') echo 'report' ;;
+        'usage') echo 'report budget' ;;
         'logs') echo 'list show rm path on off status' ;;
         'templates') echo 'save list show rm edit' ;;
     esac
@@ -26,7 +26,9 @@ _callm_options() {  # $1: command path
         'providers disable') echo '--help -h' ;;
         'providers set-key') echo '--key-stdin --help -h' ;;
         'providers catalog') echo '--help -h' ;;
-        'providers verify') echo '--timeout --probe --help -h' ;;
+        'providers verify') echo '--timeout --probe --models --models-file --max-cost --junit --help -h' ;;
+        'providers import') echo '--from --yes -y --dry-run --help -h' ;;
+        'providers key') echo '--show --help -h' ;;
         'models') echo '--help -h' ;;
         'models sync') echo '--timeout --help -h' ;;
         'models list') echo '--provider -p --capability -c --sort --help -h' ;;
@@ -34,6 +36,7 @@ _callm_options() {  # $1: command path
         'models default') echo '--help -h' ;;
         'usage') echo '--help -h' ;;
         'usage report') echo '--since --until --by --provider --json --csv --help -h' ;;
+        'usage budget') echo '--json --help -h' ;;
         'schema') echo '--help -h' ;;
         'logs') echo '--help -h' ;;
         'logs list') echo '--count -n --model --provider --since --cid --query -q --json --help -h' ;;
@@ -57,7 +60,8 @@ _callm_value_options() {  # options that take a value
         '') echo '--config' ;;
         'chat') echo '--model -m --system -s --option -o --schema --attach -a --temperature --max-tokens --fallback --max-cost --timeout --cid --template -t' ;;
         'providers add') echo '--driver --base-url --key-env --header --default-model --api-version --region --profile --key-header --key-prefix' ;;
-        'providers verify') echo '--timeout --probe' ;;
+        'providers verify') echo '--timeout --probe --models-file --max-cost --junit' ;;
+        'providers import') echo '--from' ;;
         'models sync') echo '--timeout' ;;
         'models list') echo '--provider -p --capability -c --sort' ;;
         'usage report') echo '--since --until --by --provider' ;;
@@ -73,6 +77,9 @@ _callm_values() {  # $1: command path, $2: option, $3: word being completed
         '|--config') compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$3")) ;;
         'chat|--attach') compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$3")) ;;
         'chat|-a') compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$3")) ;;
+        'providers verify|--models-file') compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$3")) ;;
+        'providers verify|--junit') compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$3")) ;;
+        'providers import|--from') compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$3")) ;;
         'usage report|--by') COMPREPLY=($(compgen -W 'provider model day' -- "$3")) ;;
     esac
 }

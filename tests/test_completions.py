@@ -96,10 +96,11 @@ def test_bash_registers_the_function() -> None:
 @pytest.mark.parametrize(
     ("words", "expected"),
     [
-        (["callm", ""], ["chat", "providers", "models", "usage", "logs", "templates", "schema"]),
+        (["callm", ""], ["chat", "providers", "models", "usage", "schema", "logs", "templates"]),
         (["callm", "pro"], ["providers"]),
         (["callm", "providers", ""],
-         ["add", "list", "show", "remove", "enable", "disable", "set-key", "catalog", "verify"]),
+         ["add", "list", "show", "remove", "enable", "disable", "set-key", "catalog", "verify",
+          "import", "key"]),
         (["callm", "providers", "s"], ["show", "set-key"]),
         (["callm", "models", "d"], ["default"]),
         (["callm", "--json", "providers", "v"], ["verify"]),
@@ -118,7 +119,7 @@ def test_bash_registers_the_function() -> None:
         (["callm", "providers", "add", "--driver", ""], []),  # a free value: nothing to offer
         (["callm", "providers", "list", ""], []),  # a leaf command
         (["callm", "nosuch", ""],
-         ["chat", "providers", "models", "usage", "logs", "templates", "schema"]),
+         ["chat", "providers", "models", "usage", "schema", "logs", "templates"]),
     ],
     ids=lambda v: " ".join(v) if isinstance(v, list) and v and v[0] == "callm" else None,
 )  # fmt: skip
@@ -183,7 +184,7 @@ def test_zsh_script_parses() -> None:
 @pytest.mark.parametrize(
     ("words", "expected"),
     [
-        (["callm", ""], ["chat", "providers", "models", "usage", "logs", "templates", "schema"]),
+        (["callm", ""], ["chat", "providers", "models", "usage", "schema", "logs", "templates"]),
         (["callm", "--json", "models", ""], ["sync", "list", "show", "default"]),
         (["callm", "--config", "x.toml", "usage", ""], ["report"]),
         (["callm", "--config", ""], ["<files>"]),

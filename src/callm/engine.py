@@ -134,10 +134,14 @@ def call(cfg: Config, spec: CallSpec, sink: Sink, notice: Notice) -> CallOutcome
     out = CallOutcome()
     start = time.monotonic()
     started_at = time.time()
+    guard = None
     try:
         chain = _chain(cfg, spec)  # usage errors (unknown model...) surface before any call
+        guard = _budget_guard(cfg, spec)
+        if guard is not None:  # [budgets]: reserve the worst case, or refuse (exit 5)
+            chain = guard.first_fitting(chain, notice)
         out.target = chain[0]
-        _run_chain(cfg, spec, chain, sink, notice, out, start)
+        _run_chain(cfg, spec, chain, sink, notice, out, start, guard)
         if spec.schema is not None:
             from callm.schema_output import check_reply
 
@@ -155,8 +159,21 @@ def call(cfg: Config, spec: CallSpec, sink: Sink, notice: Notice) -> CallOutcome
             out.latency_ms = int((time.monotonic() - start) * 1000)
         if out.target is not None:
             _settle_usage(cfg, spec, out)
-            _record(cfg, spec, out, started_at)
+            _record(cfg, spec, out, started_at, guard.reservation if guard else None)
+        elif guard is not None:
+            guard.abandon()
     return out
+
+
+def _budget_guard(cfg: Config, spec: CallSpec) -> Any:
+    b = cfg.budgets
+    if b.daily is None and b.monthly is None and not b.providers:
+        return None  # no budget: chat does not even import the module
+    from callm.budgets import guard_for
+
+    prompt = "\n".join(m.content for m in spec.messages) + (spec.system or "")
+    n = len(spec.messages) + (1 if spec.system else 0)
+    return guard_for(cfg, prompt, n, spec.max_tokens)
 
 
 def _chain(cfg: Config, spec: CallSpec) -> list[Target]:
@@ -181,6 +198,7 @@ def _run_chain(
     notice: Notice,
     out: CallOutcome,
     start: float,
+    guard: Any = None,
 ) -> None:
     from callm import cooldown
 
@@ -197,9 +215,11 @@ def _run_chain(
             )
             continue
         left -= 1
-        out.target = target
         if tried is not None and last_error is not None:
             notice(f"{tried.label} failed ({last_error.kind}); falling back to {target.label}")
+        if guard is not None and target is not chain[0]:
+            guard.admit(target, notice)  # the reservation moves to this model, or refusal
+        out.target = target
         tried = target
         attempt = Attempt(target.provider, target.model, "ok")
         out.attempts.append(attempt)
@@ -513,7 +533,9 @@ def _trusted(u: Usage) -> bool:
     return all(type(v) is int and v >= 0 for v in u.as_dict().values())
 
 
-def _record(cfg: Config, spec: CallSpec, out: CallOutcome, started_at: float) -> None:
+def _record(
+    cfg: Config, spec: CallSpec, out: CallOutcome, started_at: float, reservation: int | None
+) -> None:
     from callm.conversations import log_columns
     from callm.ledger.usage import UsageRow, record
 
@@ -543,4 +565,4 @@ def _record(cfg: Config, spec: CallSpec, out: CallOutcome, started_at: float) ->
         attempts_json=json.dumps([a.as_dict() for a in out.attempts]),
         **log_columns(cfg, spec, out),
     )
-    record(row)
+    record(row, release=reservation)

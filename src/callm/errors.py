@@ -219,6 +219,13 @@ class BudgetError(CallmError):
         return "refused by --max-cost"
 
 
+class BudgetLimitError(BudgetError):
+    """A `[budgets]` limit (daily/monthly) refused the call."""
+
+    def summary(self) -> str:
+        return "refused by budget"
+
+
 def error_for_kind(kind: str, message: str, **kw: object) -> CallmError:
     """Build the error class that matches a canonical kind string."""
     cls = _BY_KIND.get(kind, CallmError)

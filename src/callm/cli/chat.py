@@ -392,9 +392,10 @@ def _json(o: "CallOutcome") -> dict[str, Any]:
     from callm.secrets import scrub
 
     r = o.result
+    err = o.error  # a call refused before any model was tried still names the model
     obj: dict[str, Any] = {
-        "model": o.target.model if o.target else None,
-        "provider": o.target.provider if o.target else None,
+        "model": o.target.model if o.target else err.model if err else None,
+        "provider": o.target.provider if o.target else err.provider if err else None,
         "text": r.text,
         "finish_reason": r.finish_reason,
         "usage": {**o.usage.as_dict(), "source": o.usage_source},

@@ -17,7 +17,7 @@ _LINE_AWARE = {"vi", "vim", "nvim", "nano", "emacs", "micro", "kak", "hx", "code
 
 
 def edit_config(path: Path, marker: str) -> None:
-    from callm.config.store import load, write_atomic
+    from callm.config.store import load, locked, write_atomic
 
     try:
         text = path.read_text(encoding="utf-8") if path.exists() else ""
@@ -39,7 +39,14 @@ def edit_config(path: Path, marker: str) -> None:
             f"not saved: {exc.message}",
             hint=f"{path} is unchanged; your edit is in {tmp}",
         ) from None
-    write_atomic(path, new)
+    with locked(path):  # another callm may have saved while the editor was open
+        now = path.read_text(encoding="utf-8") if path.exists() else ""
+        if now != text:
+            raise ConfigError(
+                f"not saved: {path} changed while you were editing",
+                hint=f"your edit is in {tmp}; merge it by hand",
+            )
+        write_atomic(path, new)
     os.unlink(tmp)
 
 

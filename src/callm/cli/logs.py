@@ -229,7 +229,7 @@ def _set(ctx: typer.Context, value: bool) -> None:
     st = state(ctx)
     cfg = st.config()
     if cfg.log_prompts != value:
-        st.save(updated(cfg, log_prompts=value))
+        st.update(lambda now: updated(now, log_prompts=value))
     st.out.info(
         f"logging {'on' if value else 'off'} (log_prompts = {str(value).lower()} in "
         f"{st.config_path})"

@@ -553,13 +553,42 @@ def verify(
         str | None,
         typer.Option("--probe", metavar="MODEL", help="Also send a 1-token completion."),
     ] = None,
+    models: Annotated[
+        bool,
+        typer.Option(
+            "--models", help="Probe every model the config reaches (defaults, aliases...)."
+        ),
+    ] = False,
+    models_file: Annotated[
+        str | None,
+        typer.Option("--models-file", metavar="FILE", help="Also probe these (one per line)."),
+    ] = None,
+    max_cost: Annotated[
+        float | None,
+        typer.Option("--max-cost", metavar="USD", min=0.0, help="Refuse if probes cost more."),
+    ] = None,
+    junit: Annotated[
+        str | None,
+        typer.Option("--junit", metavar="FILE", help="Write the results as JUnit XML."),
+    ] = None,
 ) -> None:
     """Check that providers work: key present, endpoint reachable, key accepted."""
     from callm.cli.context import number
-    from callm.cli.verify_view import run_verify
+    from callm.cli.verify_view import VerifyOptions, run_verify
 
     number(timeout, "--timeout", positive=True)
-    raise typer.Exit(run_verify(state(ctx), names or [], timeout, probe))
+    number(max_cost, "--max-cost")
+    opts = VerifyOptions(timeout, probe, models, models_file, max_cost, junit)
+    raise typer.Exit(run_verify(state(ctx), names or [], opts=opts))
 
+
+def _register_key_commands() -> None:
+    from callm.cli import provider_keys
+
+    app.command("import")(provider_keys.import_keys)
+    app.command("key")(provider_keys.key)
+
+
+_register_key_commands()
 
 __all__ = ["ConfigError", "app"]

@@ -149,9 +149,9 @@ def _save(st: State, spec: CallSpec, arg: str) -> None:
     model = spec.model or resolve_target(cfg, None).label
     options: dict[str, Any] = dict(spec.options)
     schema = getattr(spec, "schema", None)
-    st.save(
-        templates.save(
-            cfg,
+    st.update(
+        lambda now: templates.save(
+            now,
             arg,
             model=model,
             system=spec.system,

@@ -42,9 +42,9 @@ def save(
     st = state(ctx)
     cfg = st.config()
     existed = name in cfg.templates
-    st.save(
-        templates.save(
-            cfg,
+    st.update(
+        lambda now: templates.save(
+            now,
             name,
             model=model,
             system=system,
@@ -103,7 +103,7 @@ def rm(
     from callm import templates
 
     st = state(ctx)
-    st.save(templates.remove(st.config(), name))
+    st.update(lambda now: templates.remove(now, name))
     st.out.info(f"removed template {name!r}")
 
 

@@ -91,6 +91,8 @@ def _message(err: Any) -> str:
         return f"must be greater than {ctx['gt']:g}, not {value!r}"
     if kind == "greater_than_equal":
         return f"must be at least {ctx['ge']:g}, not {value!r}"
+    if kind == "less_than_equal":
+        return f"must be at most {ctx['le']:g}, not {value!r}"
     if kind == "literal_error":
         return f"must be one of {ctx['expected'].replace(' or ', ', ')}, not {value!r}"
     if kind in _EXPECTED:
@@ -265,6 +267,35 @@ class TemplateConfig(_Section):
     schema_: str | None = Field(default=None, alias="schema")
 
 
+def _timezone(value: str) -> str:
+    """An IANA zone name ("Europe/Berlin"); zoneinfo is imported only when one is given."""
+    from zoneinfo import ZoneInfo
+
+    try:
+        ZoneInfo(value)
+    except (ValueError, OSError, LookupError):
+        raise ValueError(f"unknown time zone {value!r} (an IANA name like Europe/Berlin)") from None
+    return value
+
+
+class BudgetLimits(_Section):
+    """USD per calendar day / month; None = no limit for that period."""
+
+    daily: NonNegative | None = None
+    monthly: NonNegative | None = None
+
+
+class BudgetsConfig(_Section):
+    """`[budgets]`: overall limits, and per provider under `[budgets.providers.NAME]`."""
+
+    daily: NonNegative | None = None
+    monthly: NonNegative | None = None
+    alert_at: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 0.8  # share of a limit
+    timezone: Annotated[str, AfterValidator(_timezone)] | None = None  # default: local time
+    allow_unpriced: bool = False
+    providers: dict[ProviderName, BudgetLimits] = Field(default_factory=dict)
+
+
 class Config(_Section):
     default_model: str | None = None
     log_prompts: bool = True  # the call log (callm logs); `callm logs off` sets it false
@@ -274,6 +305,7 @@ class Config(_Section):
     retry: RetryConfig = Field(default_factory=RetryConfig)
     pricing: dict[str, PriceOverride] = Field(default_factory=dict)
     templates: dict[TemplateName, TemplateConfig] = Field(default_factory=dict)
+    budgets: BudgetsConfig = Field(default_factory=BudgetsConfig)
 
     def to_toml_dict(self) -> dict[str, Any]:
         """What gets written: defaults left out so the file stays short and readable."""

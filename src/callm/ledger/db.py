@@ -16,6 +16,7 @@ from callm.errors import CallmError
 from callm.paths import db_path
 
 BUSY_TIMEOUT_MS = 30_000
+SPEND_BUCKET_S = 900  # usage_spend's slot (migration 7 spells it out); frozen
 
 # The latency bucket of the daily usage rollup (migration 4): exact below 50 ms, then steps of
 # at most ~5%, so p50/p95 from the rollup are exact for small ledgers and within a bucket for
@@ -291,6 +292,42 @@ MIGRATIONS: list[str] = [
     #    every call belongs to a conversation (cid). logs_fts indexes prompt, reply and system
     #    for `callm logs -q` (FTS5, external content: the text is stored once, in usage).
     LOG_MIGRATION,
+    # 8: budget reservations: the worst case of a call in flight, held until its usage row
+    #    lands (ledger/reservations.py), so concurrent processes cannot overspend a budget;
+    #    and spend per provider per 15 minutes, kept by triggers, so a budget check sums
+    #    ~100 rows a day instead of every call (a month of 1M rows: < 1 ms, not 1 s)
+    """
+    CREATE TABLE budget_reservation (
+        id INTEGER PRIMARY KEY,
+        ts REAL NOT NULL,                 -- unix time reserved
+        provider TEXT NOT NULL,
+        model TEXT NOT NULL,
+        amount_usd REAL NOT NULL,         -- the call's worst case
+        pid INTEGER NOT NULL,             -- the process that holds it
+        host TEXT NOT NULL,
+        expires REAL NOT NULL             -- a holder that never settles loses it then
+    );
+    CREATE INDEX budget_reservation_ts ON budget_reservation(ts);
+    CREATE TABLE usage_spend (
+        provider TEXT NOT NULL,
+        bucket INTEGER NOT NULL,          -- SPEND_BUCKET_S slots of ts; every UTC offset in
+                                          -- use is a multiple, so days and months align
+        cost_usd REAL NOT NULL,           -- sum over the priced rows
+        PRIMARY KEY (provider, bucket)
+    ) WITHOUT ROWID;
+    CREATE INDEX usage_spend_bucket ON usage_spend(bucket);
+    CREATE TRIGGER usage_spend_insert AFTER INSERT ON usage WHEN NEW.cost_usd IS NOT NULL BEGIN
+        INSERT INTO usage_spend VALUES (NEW.provider, CAST(NEW.ts / 900 AS INTEGER), NEW.cost_usd)
+        ON CONFLICT (provider, bucket) DO UPDATE SET cost_usd = cost_usd + excluded.cost_usd;
+    END;
+    CREATE TRIGGER usage_spend_delete AFTER DELETE ON usage WHEN OLD.cost_usd IS NOT NULL BEGIN
+        UPDATE usage_spend SET cost_usd = cost_usd - OLD.cost_usd
+        WHERE provider = OLD.provider AND bucket = CAST(OLD.ts / 900 AS INTEGER);
+    END;
+    INSERT INTO usage_spend
+        SELECT provider, CAST(ts / 900 AS INTEGER), total(cost_usd) FROM usage
+        WHERE cost_usd IS NOT NULL GROUP BY 1, 2;
+    """,
 ]
 
 

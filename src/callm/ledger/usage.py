@@ -60,8 +60,9 @@ COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(UsageRow))
 _INSERT = f"INSERT INTO usage ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 
 
-def record(row: UsageRow, path: Path | None = None) -> None:
+def record(row: UsageRow, path: Path | None = None, release: int | None = None) -> None:
     """Add `row` to the ledger. Never raises and never drops the row (see module doc).
+    `release`: the call's budget reservation, removed in the row's own transaction.
 
     The caller fills prompt/reply only when config `log_prompts` is true; whatever it gives
     is stored with anything shaped like an API key scrubbed.
@@ -74,7 +75,7 @@ def record(row: UsageRow, path: Path | None = None) -> None:
     deadline = time.monotonic() + MAX_WAIT
     for attempt in range(RETRIES):
         try:
-            _write(db, values)
+            _write(db, values, release)
             return
         except Exception as exc:  # a ledger failure must never break the call
             reason = _reason(exc)
@@ -113,7 +114,7 @@ def _values(row: UsageRow) -> dict[str, Any]:
 _SCRUBBED = ("prompt", "reply", "system", "options_json", "attachments_json", "reply_json")
 
 
-def _write(db: Path, values: dict[str, Any]) -> None:
+def _write(db: Path, values: dict[str, Any], release: int | None = None) -> None:
     from callm.ledger.db import connect
 
     pending = [p for p in spill_paths(db) if p.exists()]
@@ -121,7 +122,9 @@ def _write(db: Path, values: dict[str, Any]) -> None:
     _no_checkpoint_on_close(conn)
     try:
         if pending:
-            _import_and_insert(conn, db, values, pending)
+            _import_and_insert(conn, db, values, pending, release)
+        elif release is not None:
+            _insert_and_release(conn, values, release)
         else:
             conn.execute(_INSERT, tuple(values[c] for c in COLUMNS))
     finally:
@@ -142,7 +145,22 @@ def _no_checkpoint_on_close(conn: Any) -> None:
             pass
 
 
-def _import_and_insert(conn: Any, db: Path, values: dict[str, Any], pending: list[Path]) -> None:
+def _insert_and_release(conn: Any, values: dict[str, Any], release: int) -> None:
+    from callm.ledger.reservations import release as drop
+
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(_INSERT, tuple(values[c] for c in COLUMNS))
+        drop(conn, release)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _import_and_insert(
+    conn: Any, db: Path, values: dict[str, Any], pending: list[Path], release: int | None = None
+) -> None:
     """Spilled rows and the new one in one transaction; the spill files go before COMMIT."""
     conn.execute("BEGIN IMMEDIATE")  # the write lock also serialises importers
     claimed: list[tuple[Path, int]] = []
@@ -158,6 +176,10 @@ def _import_and_insert(conn: Any, db: Path, values: dict[str, Any], pending: lis
                 spilled.extend(rows)
         imported = _insert_spilled(conn, spilled)
         conn.execute(_INSERT, tuple(values[c] for c in COLUMNS))
+        if release is not None:
+            from callm.ledger.reservations import release as drop
+
+            drop(conn, release)
         for p, _ in claimed:
             p.unlink()
         removed = True
