@@ -159,6 +159,10 @@ def root(
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point. Never lets a traceback reach the user (unless --verbose)."""
     args = sys.argv[1:] if argv is None else argv
+    # pydantic looks for plugins (an entry-point scan of every installed package: ~30% of
+    # building the config schema) unless told not to; callm uses none. A user's own
+    # PYDANTIC_DISABLE_PLUGINS setting wins (set it to "" to let plugins load).
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     _stop_on_signals()
     _closed_streams()
     code = run(args)
