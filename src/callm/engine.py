@@ -31,6 +31,8 @@ from callm.types import (
     ReasoningDelta,
     StreamEvent,
     TextDelta,
+    Tool,
+    ToolCallDelta,
     Usage,
 )
 
@@ -54,6 +56,14 @@ class CallSpec:
     stream: bool = True
     options: dict[str, Any] = field(default_factory=dict)
     fallbacks: list[str] = field(default_factory=list)
+    tools: tuple[Tool, ...] = ()
+    tool_choice: str | None = None
+    stop: tuple[str, ...] = ()
+    response_format: dict[str, Any] | None = None
+    token: str | None = None  # the gateway token that made the call (its ledger column)
+    # The models to try, in order, when the caller already chose them (a route); else the
+    # chain comes from `model` and the fallbacks.
+    targets: list[Target] | None = None
 
 
 @dataclass
@@ -88,12 +98,15 @@ class CallOutcome:
     attempts: list[Attempt] = field(default_factory=list)
     error: CallmError | None = None
     interrupted: bool = False
+    # why it was interrupted: "interrupted" (Ctrl-C), or what the exception that stopped it
+    # says in its `outcome` attribute (the gateway's "client_gone")
+    interrupted_as: str = "interrupted"
     text_shown: bool = False  # some text reached the sink
 
     @property
     def outcome(self) -> str:
         if self.interrupted:
-            return "interrupted"
+            return self.interrupted_as
         if self.error is None:
             return "fallback" if len(self.attempts) > 1 else "ok"
         if isinstance(self.error, StreamError):
@@ -113,7 +126,7 @@ class _Watch:
         self.shown = False
 
     def __call__(self, ev: StreamEvent) -> None:
-        if not self.shown and type(ev) in (TextDelta, ReasoningDelta):
+        if not self.shown and type(ev) in (TextDelta, ReasoningDelta, ToolCallDelta):
             self.shown = True
             self.first = time.monotonic()
         self.sink(ev)
@@ -131,8 +144,9 @@ def call(cfg: Config, spec: CallSpec, sink: Sink, notice: Notice) -> CallOutcome
         _run_chain(cfg, spec, chain, sink, notice, out, start)
     except CallmError as exc:
         out.error = exc
-    except BaseException:  # Ctrl-C, or the reader of our output went away
+    except BaseException as exc:  # Ctrl-C, or the reader of our output went away
         out.interrupted = True
+        out.interrupted_as = getattr(exc, "outcome", "interrupted")
         raise
     finally:
         out.latency_ms = int((time.monotonic() - start) * 1000)
@@ -143,6 +157,8 @@ def call(cfg: Config, spec: CallSpec, sink: Sink, notice: Notice) -> CallOutcome
 
 
 def _chain(cfg: Config, spec: CallSpec) -> list[Target]:
+    if spec.targets:
+        return list(spec.targets)
     first = resolve_target(cfg, spec.model)
     names = list(spec.fallbacks)
     for key in (spec.model, first.label):
@@ -224,6 +240,10 @@ def _call_with_retries(
         max_tokens=spec.max_tokens,
         stream=spec.stream,
         options=spec.options,
+        tools=spec.tools,
+        tool_choice=spec.tool_choice,
+        stop=spec.stop,
+        response_format=spec.response_format,
     )
     for n in range(1, policy.attempts + 1):
         attempt.tries = n
@@ -449,7 +469,7 @@ def _record(cfg: Config, spec: CallSpec, out: CallOutcome, started_at: float) ->
     err = out.error
     kind = None if err is None else err.kind
     if out.interrupted:
-        kind = "interrupted"
+        kind = out.interrupted_as
     row = UsageRow(
         ts=started_at,
         provider=t.provider,
@@ -470,6 +490,7 @@ def _record(cfg: Config, spec: CallSpec, out: CallOutcome, started_at: float) ->
         attempts_json=json.dumps([a.as_dict() for a in out.attempts]),
         prompt=_prompt_text(spec) if cfg.log_prompts else None,
         reply=out.result.text if cfg.log_prompts else None,
+        token=spec.token,
     )
     record(row)
 

@@ -19,6 +19,7 @@ from callm.drivers.base import (
     reads_json,
 )
 from callm.drivers.sse import SSEDecoder
+from callm.drivers.wire_tools import anthropic_fields, anthropic_messages
 from callm.errors import AuthError, CallmError, NotFoundError, OverloadedError
 from callm.types import (
     ChatRequest,
@@ -240,7 +241,7 @@ class AnthropicDriver:
         system, messages = _split_system(req)
         body: dict[str, Any] = {
             "model": req.model,
-            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "messages": anthropic_messages(messages),
             "max_tokens": req.max_tokens or DEFAULT_MAX_TOKENS,
         }
         if system:
@@ -249,6 +250,7 @@ class AnthropicDriver:
             body["temperature"] = req.temperature
         if req.stream:
             body["stream"] = True
+        anthropic_fields(req, body)
         for k, v in req.options.items():  # -o top_k=5, -o thinking=..., passed through
             body[k] = v
         return HttpRequest("POST", join_url(ep.base_url, "messages"), self._headers(ep), body)

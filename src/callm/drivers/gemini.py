@@ -21,6 +21,7 @@ from callm.drivers.base import (
     reads_json,
 )
 from callm.drivers.sse import MAX_LINE_BYTES, SSEDecoder
+from callm.drivers.wire_tools import gemini_fields, gemini_parts
 from callm.errors import (
     AuthError,
     BadResponseError,
@@ -312,12 +313,13 @@ class GeminiDriver:
     def chat_request(self, ep: Endpoint, req: ChatRequest) -> HttpRequest:
         systems = [req.system] if req.system else []
         contents: list[dict[str, Any]] = []
+        names: dict[str, str] = {}
         for m in req.messages:
             if m.role == "system":
                 systems.append(m.content)
             else:
                 role = "model" if m.role == "assistant" else "user"
-                contents.append({"role": role, "parts": [{"text": m.content}]})
+                contents.append({"role": role, "parts": gemini_parts(m, names)})
         body: dict[str, Any] = {"contents": contents}
         if systems:
             body["systemInstruction"] = {"parts": [{"text": "\n\n".join(systems)}]}
@@ -326,6 +328,7 @@ class GeminiDriver:
             config["temperature"] = req.temperature
         if req.max_tokens:
             config["maxOutputTokens"] = req.max_tokens
+        gemini_fields(req, body, config)
         for key, value in req.options.items():
             k = _camel(key)
             if k in _TOP_LEVEL:

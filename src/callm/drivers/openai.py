@@ -37,6 +37,7 @@ from callm.drivers.openai_common import (
     parse_openai_models,
     stream_error,
 )
+from callm.drivers.wire_tools import openai_fields, openai_message
 from callm.errors import BadResponseError, CallmError, MissingKeyError
 from callm.types import (
     ChatRequest,
@@ -73,9 +74,9 @@ FINISH: dict[str, FinishReason] = {
 # ---- request ----------------------------------------------------------------------------
 
 
-def chat_messages(req: ChatRequest) -> list[dict[str, str]]:
-    msgs = [{"role": "system", "content": req.system}] if req.system else []
-    msgs.extend({"role": m.role, "content": m.content} for m in req.messages)
+def chat_messages(req: ChatRequest) -> list[dict[str, Any]]:
+    msgs: list[dict[str, Any]] = [{"role": "system", "content": req.system}] if req.system else []
+    msgs.extend(openai_message(m) for m in req.messages)
     return msgs
 
 
@@ -293,6 +294,7 @@ class OpenAIChatDriver:
         body["stream"] = req.stream
         if req.stream and req.options.get("include_usage", True) not in (False, "false", "0", 0):
             body["stream_options"] = {"include_usage": True}
+        openai_fields(req, body)
         apply_options(body, req.options)
         return body
 

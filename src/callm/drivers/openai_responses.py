@@ -19,6 +19,7 @@ from typing import Any
 from callm.drivers.base import READ_ERRORS, defer_after_events, join_url, loads, reads_json
 from callm.drivers.openai import OpenAIChatDriver
 from callm.drivers.openai_common import SSEJSONReader, apply_options, stream_error
+from callm.drivers.wire_tools import responses_fields, responses_input
 from callm.errors import BadResponseError, CallmError
 from callm.types import (
     ChatRequest,
@@ -193,7 +194,7 @@ class ResponsesDriver(OpenAIChatDriver):
     def chat_body(self, req: ChatRequest) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": req.model,
-            "input": [{"role": m.role, "content": m.content} for m in req.messages],
+            "input": responses_input(req.messages),
         }
         if req.system:
             body["instructions"] = req.system
@@ -203,6 +204,7 @@ class ResponsesDriver(OpenAIChatDriver):
             body["max_output_tokens"] = req.max_tokens
         body["stream"] = req.stream
         body["store"] = False
+        responses_fields(req, body)
         apply_options(body, req.options)
         return body
 

@@ -260,6 +260,18 @@ MIGRATIONS: list[str] = [
             AND date(u.ts, 'unixepoch', 'localtime') = usage_day.day
             AND {FAILED_SQL.format(row="u")});
 """,
+    # 7: `callm serve` access tokens (only a hash of each is kept) and who made each call
+    """
+    ALTER TABLE usage ADD COLUMN token TEXT;
+    CREATE INDEX usage_token_ts ON usage(token, ts);
+    CREATE TABLE gateway_tokens (
+        name TEXT PRIMARY KEY,
+        hash TEXT NOT NULL UNIQUE,        -- sha256 hex of the token
+        created REAL NOT NULL,
+        budget_usd_day REAL,              -- NULL: no budget of its own
+        models TEXT                       -- JSON list of allowed models/routes; NULL: any
+    );
+    """,
 ]
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from callm.errors import UsageError
 from callm.ledger.db import FAILED_SQL
 
-BY = ("provider", "model", "day")
+BY = ("provider", "model", "day", "token")
 FIELDS = (
     "requests",
     "failures",
@@ -182,6 +182,8 @@ _KEY = {  # (the group's key in the rollups, GROUP BY there, the key computed fr
     "provider": ("provider", "provider", "provider"),
     "model": ("provider || '/' || model", "provider, model", "provider || '/' || model"),
     "day": ("day", "day", "date(ts, 'unixepoch', 'localtime')"),
+    # not in the rollups: read from the rows; calls made without the gateway show as "-"
+    "token": ("", "", "coalesce(token, '-')"),
 }
 
 
@@ -227,7 +229,7 @@ def _rows(
     from callm.ledger.db import LAT_BUCKET_SQL, connect
 
     key, group, raw_key = _KEY[by]
-    days, raw = plan(since, until)
+    days, raw = plan(since, until) if group else (None, [(since, until)])
     conn = connect(db)
     counts: list[tuple[Any, ...]] = []
     lats: list[tuple[Any, ...]] = []
