@@ -159,6 +159,10 @@ def call(cfg: Config, spec: CallSpec, sink: Sink, notice: Notice) -> CallOutcome
 def _chain(cfg: Config, spec: CallSpec) -> list[Target]:
     if spec.targets:
         return list(spec.targets)
+    if spec.model and spec.model in cfg.routes:  # a route: its fitting models, in its order
+        from callm.routing import choose, needs_for
+
+        return choose(cfg, spec.model, needs_for(spec)).targets
     first = resolve_target(cfg, spec.model)
     names = list(spec.fallbacks)
     for key in (spec.model, first.label):

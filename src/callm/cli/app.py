@@ -24,6 +24,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "providers": ("callm.cli.providers", "app", "Register, inspect and verify providers."),
     "models": ("callm.cli.models", "app", "Model lists with prices and context windows."),
     "usage": ("callm.cli.usage", "app", "What your calls cost."),
+    "serve": (
+        "callm.cli.serve",
+        "app",
+        "Serve the OpenAI, Anthropic and Ollama APIs locally.",
+    ),
+    "routes": ("callm.cli.routes", "app", "Routes: one name for several models and a strategy."),
 }
 
 

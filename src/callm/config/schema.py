@@ -274,6 +274,29 @@ class PriceOverride(_Section):
     cache_write: float | None = field(default=None, metadata=_checks(_optional(_number(ge=0))))
 
 
+STRATEGIES = ("priority", "cheapest", "fastest", "round_robin", "weighted")
+
+
+@dataclass(frozen=True)
+class RouteConfig(_Section):
+    """[routes.NAME]: candidate models and how to pick one (see callm.routing)."""
+
+    models: list[str] = field(metadata=_checks(_list_of(_str)))
+    strategy: str = field(default="priority", metadata=_checks(_choice(*STRATEGIES)))
+    weights: list[float] | None = field(
+        default=None, metadata=_checks(_optional(_list_of(_number(ge=0))))
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.models:
+            raise SchemaError([(("models",), "must list at least one model")])
+        if self.strategy == "weighted" and (
+            self.weights is None or len(self.weights) != len(self.models) or not sum(self.weights)
+        ):
+            raise SchemaError([(("weights",), "weighted wants one weight per model, not all 0")])
+
+
 def _provider_table(value: Any, loc: Loc) -> dict[str, ProviderConfig]:
     return _table_of(_section(ProviderConfig), key=check_provider_name)(value, loc)
 
@@ -292,6 +315,9 @@ class Config(_Section):
     retry: RetryConfig = field(default_factory=RetryConfig, metadata=_checks(_section(RetryConfig)))
     pricing: dict[str, PriceOverride] = field(
         default_factory=dict, metadata=_checks(_table_of(_section(PriceOverride)))
+    )
+    routes: dict[str, RouteConfig] = field(
+        default_factory=dict, metadata=_checks(_table_of(_section(RouteConfig)))
     )
 
     def to_toml_dict(self) -> dict[str, Any]:

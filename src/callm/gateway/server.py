@@ -1,0 +1,72 @@
+"""Run the gateway on uvicorn: bind first (a clear error for a taken port), then serve until
+SIGINT/SIGTERM, letting open streams finish for up to `grace` seconds."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import sys
+from typing import Any
+
+from callm.errors import UsageError
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(cfg: Any, host: str, port: int, auth: bool, grace: float, live: bool) -> None:
+    import uvicorn
+
+    from callm.gateway.app import Gateway, Settings, build
+    from callm.gateway.ops import LiveView, Stats
+
+    sock = bind(host, port)
+    real_port = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{real_port}"
+    stats = Stats(log=None if live else sys.stderr)
+    gw = Gateway(cfg, Settings(auth=auth, grace=grace), stats)
+    config = uvicorn.Config(
+        build(gw),
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        server_header=False,
+        timeout_graceful_shutdown=grace,
+        timeout_keep_alive=30,
+    )
+    server = uvicorn.Server(config)
+    note = "" if auth else " (no auth)"
+    sys.stderr.write(f"callm serve: listening on {url}{note}\n")
+    if gw.keyring is not None and not gw.keyring.count:
+        sys.stderr.write("hint: no access token yet: callm serve token create NAME\n")
+    sys.stderr.flush()
+    view = LiveView(stats, url) if live else None
+    if view:
+        view.start()
+    try:
+        server.run(sockets=[sock])
+    finally:
+        if view:
+            view.stop()
+        sock.close()
