@@ -67,7 +67,7 @@ def serve(
     st = state(ctx)
     cfg = st.config()
     show_live = sys.stderr.isatty() if live is None else live
-    run(cfg, host, port, auth=not no_auth, grace=grace, live=show_live)
+    raise typer.Exit(run(cfg, host, port, auth=not no_auth, grace=grace, live=show_live))
 
 
 @token_app.command("create")

@@ -3,9 +3,13 @@ SIGINT/SIGTERM, letting open streams finish for up to `grace` seconds."""
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import signal
 import socket
 import sys
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 from callm.errors import UsageError
@@ -34,7 +38,38 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(cfg: Any, host: str, port: int, auth: bool, grace: float, live: bool) -> None:
+def _server_class() -> Any:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's, except that after a graceful stop on SIGTERM/SIGINT the process exits
+        with our code (0, or 130 for Ctrl-C) instead of re-raising the signal."""
+
+        signals: list[int]
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            self.signals = []
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+
+            def on(sig: int, frame: Any) -> None:
+                self.signals.append(sig)
+                self.handle_exit(sig, frame)
+
+            original = {s: signal.signal(s, on) for s in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for s, handler in original.items():
+                    signal.signal(s, handler)
+
+    return Server
+
+
+def serve(cfg: Any, host: str, port: int, auth: bool, grace: float, live: bool) -> int:
+    """Serve until stopped; the exit code (0, or 130 after Ctrl-C)."""
     import uvicorn
 
     from callm.gateway.app import Gateway, Settings, build
@@ -55,7 +90,7 @@ def serve(cfg: Any, host: str, port: int, auth: bool, grace: float, live: bool) 
         timeout_graceful_shutdown=grace,
         timeout_keep_alive=30,
     )
-    server = uvicorn.Server(config)
+    server = _server_class()(config)
     note = "" if auth else " (no auth)"
     sys.stderr.write(f"callm serve: listening on {url}{note}\n")
     if gw.keyring is not None and not gw.keyring.count:
@@ -70,3 +105,4 @@ def serve(cfg: Any, host: str, port: int, auth: bool, grace: float, live: bool) 
         if view:
             view.stop()
         sock.close()
+    return 130 if signal.SIGINT in server.signals else 0
