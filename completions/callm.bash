@@ -4,10 +4,13 @@
 
 _callm_commands() {  # $1: command path
     case "$1" in
-        '') echo 'chat providers models usage' ;;
+        '') echo 'chat providers models usage serve routes' ;;
         'providers') echo 'add list show remove enable disable set-key catalog verify' ;;
         'models') echo 'sync list show default' ;;
         'usage') echo 'report' ;;
+        'serve') echo 'token' ;;
+        'serve token') echo 'create list rm' ;;
+        'routes') echo 'list explain' ;;
     esac
 }
 
@@ -32,6 +35,14 @@ _callm_options() {  # $1: command path
         'models default') echo '--help -h' ;;
         'usage') echo '--help -h' ;;
         'usage report') echo '--since --until --by --provider --json --csv --help -h' ;;
+        'serve') echo '--host --port --no-auth --grace --live --log --help -h' ;;
+        'serve token') echo '--help -h' ;;
+        'serve token create') echo '--budget --model -m --help -h' ;;
+        'serve token list') echo '--help -h' ;;
+        'serve token rm') echo '--help -h' ;;
+        'routes') echo '--help -h' ;;
+        'routes list') echo '--help -h' ;;
+        'routes explain') echo '--tools --image --max-tokens --help -h' ;;
     esac
 }
 
@@ -44,13 +55,16 @@ _callm_value_options() {  # options that take a value
         'models sync') echo '--timeout' ;;
         'models list') echo '--provider -p --capability -c --sort' ;;
         'usage report') echo '--since --until --by --provider' ;;
+        'serve') echo '--host --port --grace' ;;
+        'serve token create') echo '--budget --model -m' ;;
+        'routes explain') echo '--max-tokens' ;;
     esac
 }
 
 _callm_values() {  # $1: command path, $2: option, $3: word being completed
     case "$1|$2" in
         '|--config') compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$3")) ;;
-        'usage report|--by') COMPREPLY=($(compgen -W 'provider model day' -- "$3")) ;;
+        'usage report|--by') COMPREPLY=($(compgen -W 'provider model day token' -- "$3")) ;;
     esac
 }
 

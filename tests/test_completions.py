@@ -96,7 +96,7 @@ def test_bash_registers_the_function() -> None:
 @pytest.mark.parametrize(
     ("words", "expected"),
     [
-        (["callm", ""], ["chat", "providers", "models", "usage"]),
+        (["callm", ""], ["chat", "providers", "models", "usage", "serve", "routes"]),
         (["callm", "pro"], ["providers"]),
         (["callm", "providers", ""],
          ["add", "list", "show", "remove", "enable", "disable", "set-key", "catalog", "verify"]),
@@ -109,12 +109,12 @@ def test_bash_registers_the_function() -> None:
         (["callm", "providers", "add", "--key-"], ["--key-env", "--key-stdin"]),
         (["callm", "providers", "add", "--driver", "sim", "--no-"], ["--no-key", "--no-verify"]),
         (["callm", "providers", "remove", "-"], ["--yes", "-y", "--help", "-h"]),
-        (["callm", "usage", "report", "--by", ""], ["provider", "model", "day"]),
+        (["callm", "usage", "report", "--by", ""], ["provider", "model", "day", "token"]),
         (["callm", "usage", "report", "--by", "m"], ["model"]),
         (["callm", "chat", "-m", "sim", "--max-"], ["--max-tokens", "--max-cost"]),
         (["callm", "providers", "add", "--driver", ""], []),  # a free value: nothing to offer
         (["callm", "providers", "list", ""], []),  # a leaf command
-        (["callm", "nosuch", ""], ["chat", "providers", "models", "usage"]),
+        (["callm", "nosuch", ""], ["chat", "providers", "models", "usage", "serve", "routes"]),
     ],
     ids=lambda v: " ".join(v) if isinstance(v, list) and v and v[0] == "callm" else None,
 )  # fmt: skip
@@ -179,11 +179,11 @@ def test_zsh_script_parses() -> None:
 @pytest.mark.parametrize(
     ("words", "expected"),
     [
-        (["callm", ""], ["chat", "providers", "models", "usage"]),
+        (["callm", ""], ["chat", "providers", "models", "usage", "serve", "routes"]),
         (["callm", "--json", "models", ""], ["sync", "list", "show", "default"]),
         (["callm", "--config", "x.toml", "usage", ""], ["report"]),
         (["callm", "--config", ""], ["<files>"]),
-        (["callm", "usage", "report", "--by", ""], ["provider", "model", "day"]),
+        (["callm", "usage", "report", "--by", ""], ["provider", "model", "day", "token"]),
         (["callm", "providers", "add", "--driver", ""], ["<value>"]),
         (["callm", "providers", "set-key", "-"], ["--key-stdin", "--help", "-h"]),
     ],

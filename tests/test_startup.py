@@ -11,7 +11,17 @@ import pytest
 
 from isolation import IsolatedEnv
 
-HEAVY = ["callm.http11", "ssl", "httpx", "pydantic", "keyring", "sqlite3", "rich.live"]
+HEAVY = [
+    "callm.http11",
+    "ssl",
+    "httpx",
+    "pydantic",
+    "keyring",
+    "sqlite3",
+    "rich.live",
+    "uvicorn",
+    "starlette",
+]
 
 PROBE = """
 import json, sys
@@ -52,6 +62,9 @@ def test_root_help_imports_nothing_heavy(args: list[str]) -> None:
         ["models", "--help"],
         ["usage", "--help"],
         ["chat", "--help"],
+        ["serve", "--help"],
+        ["serve", "token", "--help"],
+        ["routes", "--help"],
     ],
     ids=" ".join,
 )

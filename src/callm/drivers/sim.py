@@ -249,7 +249,7 @@ class SimDriver:
                 context_window=8192,
                 max_output=4096,
                 price=price,
-                capabilities=("streaming",),
+                capabilities=("streaming", "tools"),
                 display_name="Simulator (small)",
             ),
             ModelInfo(
@@ -258,7 +258,7 @@ class SimDriver:
                 context_window=200_000,
                 max_output=16_384,
                 price=price,
-                capabilities=("streaming",),
+                capabilities=("streaming", "tools"),
                 display_name="Simulator (large)",
             ),
         ]
