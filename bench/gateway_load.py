@@ -139,6 +139,14 @@ async def _load(url: str, model: str, n: int) -> dict[str, Any]:
     }
 
 
+async def _serial(url: str, model: str, n: int = 20) -> float:
+    """Median time to first token of `n` requests one after another (no load)."""
+    async with httpx.AsyncClient(timeout=60) as client:
+        await _one(client, url, model)
+        ttfts = [(await _one(client, url, model))[0] * 1000 for _ in range(n)]
+    return statistics.median(ttfts)
+
+
 def _rows(data_dir: Path) -> int:
     db = data_dir / "callm.db"
     conn = sqlite3.connect(db)
@@ -173,8 +181,10 @@ def main() -> None:
             procs.append(gw)
             direct = asyncio.run(_load(upstream + "/chat/completions", "gpt-bench", n))
             through = asyncio.run(_load(url + "/v1/chat/completions", "up/gpt-bench", n))
+            idle_direct = asyncio.run(_serial(upstream + "/chat/completions", "gpt-bench"))
+            idle_callm = asyncio.run(_serial(url + "/v1/chat/completions", "up/gpt-bench"))
             time.sleep(0.5)
-            rows = _rows(root / "d")
+            rows = _rows(root / "d") - 21  # the serial requests and their warm-up
             out: dict[str, Any] = {
                 "clients": n,
                 "tokens": args.tokens,
@@ -183,6 +193,7 @@ def main() -> None:
                 "callm_rows": rows,
                 "callm_overhead_p50_ms": through["p50"] - direct["p50"],
                 "callm_overhead_p99_ms": through["p99"] - direct["p99"],
+                "idle_ttft_ms": {"direct": idle_direct, "callm": idle_callm},
             }
             if args.litellm:
                 lite = _litellm(upstream)
