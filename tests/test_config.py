@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import os
 import re
-from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -164,6 +163,32 @@ def test_each_bad_value_is_named_with_what_was_expected(
     assert said in info.value.message
 
 
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ('[providers.lab]\ndriver = "sim"\ntimeout = inf\n', "providers.lab.timeout: must be a fi"),
+        (
+            '[providers.lab]\ndriver = "sim"\nconnect_timeout = nan\n',
+            "connect_timeout: must be a fi",
+        ),
+        ("[retry]\nmax_delay = 1e309\n", "retry.max_delay: must be a finite number, not inf"),
+        ("[retry]\ncooldown_seconds = -inf\n", "retry.cooldown_seconds: must be a finite number"),
+        ("[pricing.lab]\ninput = inf\n", "pricing.lab.input: must be a finite number, not inf"),
+        ("[pricing.lab]\noutput = nan\n", "pricing.lab.output: must be a finite number, not nan"),
+    ],
+)
+def test_infinite_and_nan_numbers_are_refused(
+    cli: Cli, isolated_env: IsolatedEnv, text: str, said: str
+) -> None:
+    path = isolated_env.write_config(text)
+    with pytest.raises(ConfigError) as info:
+        store.load(path)
+    assert said in info.value.message
+    res = cli("providers", "list")
+    assert res.code == EXIT_USAGE and said in res.stderr.splitlines()[0]
+    assert "Traceback" not in res.stderr
+
+
 def test_all_problems_are_counted_and_the_first_is_shown(isolated_env: IsolatedEnv) -> None:
     path = isolated_env.write_config("[retry]\nattempts = 0\nbase_delay = -1\nbogus = 1\n")
     with pytest.raises(ConfigError) as info:
@@ -177,15 +202,16 @@ def test_all_problems_are_counted_and_the_first_is_shown(isolated_env: IsolatedE
 
 
 def test_numbers_are_kept_as_floats_and_changes_are_checked_again() -> None:
-    from dataclasses import FrozenInstanceError, replace
+    from pydantic import ValidationError
 
-    from callm.config.schema import SchemaError
+    from callm.config.schema import SchemaError, updated
 
     pc = ProviderConfig.from_dict({"driver": "sim", "timeout": 5})
     assert pc.timeout == 5.0 and isinstance(pc.timeout, float)
     with pytest.raises(SchemaError, match="timeout: must be greater than 0"):
-        replace(pc, timeout=0)
-    with pytest.raises(FrozenInstanceError):
+        updated(pc, timeout=0)
+    assert updated(pc, timeout=7).timeout == 7.0 and pc.timeout == 5.0
+    with pytest.raises(ValidationError, match="frozen"):
         pc.timeout = 1.0  # type: ignore[misc]
     with pytest.raises(SchemaError, match="unknown driver 'nope'"):
         ProviderConfig(driver="nope")
@@ -371,7 +397,7 @@ def test_save_creates_missing_directories(tmp_path: Path) -> None:
 
 def test_config_file_holds_no_secret_fields() -> None:
     """The schema has no field a key could be stored in."""
-    names = {f.name for f in fields(ProviderConfig)} | {f.name for f in fields(Config)}
+    names = set(ProviderConfig.model_fields) | set(Config.model_fields)
     assert not {"api_key", "secret", "token", "password"} & names
     with pytest.raises(ValueError, match="api_key"):
         ProviderConfig.from_dict({"driver": "sim", "api_key": "fake-key-for-tests-0002"})

@@ -70,6 +70,15 @@ def test_plain_cost() -> None:
     assert cost(Usage(0, 0), Price(0.15, 0.6)) == 0.0
 
 
+def test_a_cost_too_large_for_a_float_is_unknown_never_inf() -> None:
+    huge = Price(input=1e308, output=1e308)
+    assert cost(Usage(input_tokens=1000, output_tokens=10), huge) is None
+    est = estimate(cfg({"lab": {"input": 1e308, "output": 1e308}}), "lab", "m", "hi", 10)
+    assert est.min_cost is None and est.max_cost is None
+    with pytest.raises(BudgetError):
+        check_budget(est, 100.0)
+
+
 def test_unknown_price_is_none_never_zero() -> None:
     assert cost(Usage(10, 10), Price()) is None
     assert cost(Usage(0, 0), Price()) is None  # nothing known at all: unknown, even for 0 tokens

@@ -175,10 +175,11 @@ def find(cfg: Config, spec: str) -> Row:
 def set_default(cfg: Config, spec: str) -> Config:
     """A copy of the config with `default_model = spec`, after checking that it resolves to a
     configured provider (or sim). The model itself may be one no list knows yet."""
+    from callm.config.schema import updated
     from callm.endpoints import resolve_target
 
     resolve_target(cfg, spec)  # UsageError: unknown provider, alias loop, allowlist
-    return replace(cfg, default_model=spec)
+    return updated(cfg, default_model=spec)
 
 
 def known(cfg: Config, spec: str) -> bool:

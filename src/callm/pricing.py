@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +39,7 @@ def price_for(config: Config | None, provider: str, model: str) -> Price:
     different input price): cost() then charges cached tokens at that layer's input rate.
     """
     layers: list[tuple[str, Price]] = [
-        (f"override {key}", Price(**asdict(ov)))
+        (f"override {key}", Price(**dict(ov)))
         for key, ov in matching_overrides(config, provider, model)
     ]
     hints = _hints(config, provider)
@@ -167,7 +167,9 @@ def cost(usage: Usage, price: Price) -> float | None:
         if rate is None:
             return None
         total += tokens * rate
-    return total / 1_000_000
+    # a price near the float limit (1e308: the config refuses only inf) times a token count
+    # overflows; say unknown, which --max-cost refuses, rather than pass on inf
+    return total / 1_000_000 if math.isfinite(total) else None
 
 
 # ---- before the call ------------------------------------------------------------------------

@@ -4,7 +4,6 @@
 # compile and evaluate every annotation string (twice) each time it builds a command.
 
 import sys
-from dataclasses import replace
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -100,7 +99,7 @@ def add(
 ) -> None:
     """Add a provider. Catalog names fill in the driver, base URL and key variable."""
     from callm.catalog.providers import template
-    from callm.config.schema import ProviderConfig, SchemaError, check_provider_name
+    from callm.config.schema import ProviderConfig, SchemaError, check_provider_name, updated
 
     st = state(ctx)
     try:
@@ -154,7 +153,7 @@ def add(
         keychain_set(name, new_key)
     providers = dict(cfg.providers)
     providers[name] = pc
-    st.save(replace(cfg, providers=providers))
+    st.save(updated(cfg, providers=providers))
     out = st.out
     if out.json_mode:
         out.emit_json(
@@ -293,6 +292,8 @@ def remove(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
 ) -> None:
     """Remove a provider and delete its keychain entry."""
+    from callm.config.schema import updated
+
     st = state(ctx)
     cfg, pc = _configured(st, name)
     if not yes:
@@ -301,7 +302,7 @@ def remove(
         if not typer.confirm(f"Remove provider {name} and its stored key?", default=False):
             raise typer.Exit(1)
     providers = {k: v for k, v in cfg.providers.items() if k != name}
-    st.save(replace(cfg, providers=providers))
+    st.save(updated(cfg, providers=providers))
     deleted = _delete_key(st, name) if pc.key == "keychain" else False
     if st.out.json_mode:
         st.out.emit_json({"removed": name, "key_deleted": deleted})
@@ -321,11 +322,13 @@ def _delete_key(st: State, name: str) -> bool:
 
 
 def _set_enabled(ctx: typer.Context, name: str, enabled: bool) -> None:
+    from callm.config.schema import updated
+
     st = state(ctx)
     cfg, pc = _configured(st, name)
     providers = dict(cfg.providers)
-    providers[name] = replace(pc, enabled=enabled)
-    st.save(replace(cfg, providers=providers))
+    providers[name] = updated(pc, enabled=enabled)
+    st.save(updated(cfg, providers=providers))
     if st.out.json_mode:
         st.out.emit_json({"name": name, "enabled": enabled})
     else:
@@ -353,6 +356,7 @@ def set_key(
     ] = False,
 ) -> None:
     """Store a provider's key in the OS keychain (hidden prompt, or --key-stdin)."""
+    from callm.config.schema import updated
     from callm.secrets import keychain_set, mask, read_key_stdin
 
     st = state(ctx)
@@ -361,8 +365,8 @@ def set_key(
     keychain_set(name, key)
     if pc.key != "keychain" or pc.key_env:
         providers = dict(cfg.providers)
-        providers[name] = replace(pc, key="keychain", key_env=None)
-        st.save(replace(cfg, providers=providers))
+        providers[name] = updated(pc, key="keychain", key_env=None)
+        st.save(updated(cfg, providers=providers))
     if st.out.json_mode:
         st.out.emit_json({"name": name, "key": mask(key), "stored_in": "keychain"})
     else:
