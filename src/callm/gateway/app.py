@@ -271,23 +271,26 @@ async def _stream(
         head = r.start()
         if head:
             yield b"".join(head)
-        item = first
+        batch = [first, *c.ready()]
         while True:
-            if isinstance(item, Done):
-                done = True
-                out = item.outcome
-                if out is None:
-                    frames = r.fail(500, "the call was interrupted")
-                elif out.error is not None:
-                    frames = r.fail(status_of(out.error), public_message(out.error))
-                else:
-                    frames = r.end(out)
-                yield b"".join(frames)
-                return
-            frames = r.event(item)
+            frames: list[bytes] = []
+            for item in batch:
+                if isinstance(item, Done):
+                    done = True
+                    out = item.outcome
+                    if out is None:
+                        frames += r.fail(500, "the call was interrupted")
+                    elif out.error is not None:
+                        frames += r.fail(status_of(out.error), public_message(out.error))
+                    else:
+                        frames += r.end(out)
+                    break
+                frames += r.event(item)
             if frames:
                 yield b"".join(frames)
-            item = await anext(it)
+            if done:
+                return
+            batch = [await anext(it), *c.ready()]
     finally:
         if not done:
             c.gone.set()

@@ -7,6 +7,7 @@ import asyncio
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -155,10 +156,30 @@ class Call:
         self.usage = Usage()  # the latest UsageReport
         self.started = time.time()
         loop = asyncio.get_running_loop()
+        # Events wait in `pending` and the loop is woken once per batch, not once per event:
+        # a fast upstream sends many events per read.
+        pending: deque[StreamEvent | Done] = deque()
+        lock = threading.Lock()
+        woken = False
+
+        def flush() -> None:
+            nonlocal woken
+            with lock:
+                items = list(pending)
+                pending.clear()
+                woken = False
+            for item in items:
+                self.queue.put_nowait(item)
 
         def put(item: StreamEvent | Done) -> None:
+            nonlocal woken
+            with lock:
+                pending.append(item)
+                if woken:
+                    return
+                woken = True
             try:
-                loop.call_soon_threadsafe(self.queue.put_nowait, item)
+                loop.call_soon_threadsafe(flush)
             except RuntimeError:  # the loop is closed: the server is gone too
                 self.gone.set()
 
@@ -189,16 +210,21 @@ class Call:
             if isinstance(item, Done):
                 return
 
+    def ready(self) -> list[StreamEvent | Done]:
+        """The events already queued (to render with the one just received, in one write)."""
+        out: list[StreamEvent | Done] = []
+        while not self.queue.empty():
+            item = self.queue.get_nowait()
+            if isinstance(item, UsageReport):
+                self.usage = item.usage
+            else:
+                out.append(item)
+                if isinstance(item, Done):
+                    break
+        return out
+
     async def outcome(self) -> CallOutcome | None:
         async for item in self.events():
             if isinstance(item, Done):
                 return item.outcome
         return None  # pragma: no cover - events() always ends with a Done
-
-
-async def first_or_done(call: Call, it: AsyncIterator[StreamEvent | Done]) -> list[Any]:
-    """Wait for the first event (or the Done): a stream starts (200) only once it is known
-    that the call did not fail before it could say anything."""
-    async for item in it:
-        return [item]
-    return []

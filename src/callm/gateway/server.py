@@ -26,7 +26,9 @@ def is_loopback(host: str) -> bool:
 
 def bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say TCP, and
+    # without it each first SSE chunk waits ~40 ms for the client's delayed ACK (Nagle).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
@@ -68,6 +70,19 @@ def _server_class() -> Any:
     return Server
 
 
+def _keep_db_open() -> Any:
+    """One connection to the data DB held for the server's life: then no ledger write is
+    the last connection to close, and none pays SQLite's checkpoint-on-close (~20-40 ms of
+    fsync per request; rows stay safe in the WAL, checkpointed every 1000 pages)."""
+    from callm.errors import CallmError
+    from callm.ledger.db import connect
+
+    try:
+        return connect()
+    except CallmError:
+        return None  # record() spills rows when the DB is unusable; nothing to keep open
+
+
 def serve(cfg: Any, host: str, port: int, auth: bool, grace: float, live: bool) -> int:
     """Serve until stopped; the exit code (0, or 130 after Ctrl-C)."""
     import uvicorn
@@ -96,6 +111,7 @@ def serve(cfg: Any, host: str, port: int, auth: bool, grace: float, live: bool) 
     if gw.keyring is not None and not gw.keyring.count:
         sys.stderr.write("hint: no access token yet: callm serve token create NAME\n")
     sys.stderr.flush()
+    keeper = _keep_db_open()
     view = LiveView(stats, url) if live else None
     if view:
         view.start()
@@ -105,4 +121,6 @@ def serve(cfg: Any, host: str, port: int, auth: bool, grace: float, live: bool) 
         if view:
             view.stop()
         sock.close()
+        if keeper is not None:
+            keeper.close()
     return 130 if signal.SIGINT in server.signals else 0
