@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -264,8 +265,26 @@ class Gateway:
             self.proc.kill()
             raise RuntimeError(f"callm serve did not start: {line}{self.proc.stderr.read()}")
         self.url = line.split("listening on ")[1].split()[0]
-        self.log: list[dict[str, Any]] = []
+        self.log: list[dict[str, Any]] = []  # the JSON lines it writes on stderr
+        self.other: list[str] = []  # anything else it writes there
+        self._reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self._reader.start()
         self._wait_ready()
+
+    def last_log(self, n: int, timeout: float = 10) -> dict[str, Any]:
+        """The JSON line of the n-th request (1-based), once it has been read."""
+        deadline = time.monotonic() + timeout
+        while len(self.log) < n and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.log[n - 1]
+
+    def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            try:
+                self.log.append(json.loads(line))
+            except ValueError:
+                self.other.append(line)
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + 20
@@ -281,11 +300,12 @@ class Gateway:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         try:
-            _, err = self.proc.communicate(timeout=timeout)
+            self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            _, err = self.proc.communicate()
-        return self.proc.returncode, err
+            self.proc.wait()
+        self._reader.join(timeout=5)
+        return self.proc.returncode, "".join(self.other)
 
 
 @contextmanager

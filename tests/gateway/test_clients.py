@@ -385,9 +385,12 @@ def test_ollama_client_tool_calls(oll: ollama.Client) -> None:
 
 
 def test_ollama_client_errors_and_listings(oll: ollama.Client, world: dict[str, Any]) -> None:
+    logged = len(world["gw"].log)
     with pytest.raises(ollama.ResponseError) as nf:
         oll.chat(model="nowhere/none", messages=[{"role": "user", "content": "hi"}])
     assert nf.value.status_code == 404
+    line = world["gw"].last_log(logged + 1)
+    assert (line["outcome"], line["status"], line["path"]) == ("refused", 404, "/api/chat")
     bad = ollama.Client(host=world["gw"].url)
     with pytest.raises(ollama.ResponseError) as un:
         bad.chat(model="fast", messages=[{"role": "user", "content": "hi"}])
@@ -401,9 +404,13 @@ def test_ollama_client_errors_and_listings(oll: ollama.Client, world: dict[str, 
 
 def test_every_request_has_a_row_with_its_token(world: dict[str, Any], oai: openai.OpenAI) -> None:
     before = len(ledger_rows(world["env"]))
+    logged = len(world["gw"].log)
     oai.chat.completions.create(model="fast", messages=[{"role": "user", "content": "row"}])
     rows = ledger_rows(world["env"], before + 1)
     assert rows[-1]["token"] == "tester" and rows[-1]["outcome"] == "ok"
+    line = world["gw"].last_log(logged + 1)
+    assert (line["model"], line["asked"], line["token"]) == ("sim/sim-small", "fast", "tester")
+    assert line["outcome"] == "ok" and line["output_tokens"] == rows[-1]["output_tokens"]
     rep = callm(world["env"], "--json", "usage", "report", "--by", "token")
     keys = {g["key"] for g in json.loads(rep.stdout)["groups"]}
     assert "tester" in keys

@@ -167,8 +167,10 @@ def build(gw: Gateway) -> Starlette:
             targets = gw.resolve(inb, who)
             await asyncio.to_thread(gw.check_budget, who)
         except Refused as r:
+            gw.stats.refused(request.url.path, r.status)
             return _error(fmt, r.status, r.message, r.headers)
         except BadRequest as exc:
+            gw.stats.refused(request.url.path, 400)
             return _error(fmt, 400, str(exc))
         spec = inb.spec()
         spec.targets = targets

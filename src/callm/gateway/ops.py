@@ -62,11 +62,30 @@ class Stats:
                     output_tokens=out.usage.output_tokens,
                     cost_usd=out.cost_usd,
                 )
-            try:
-                self.log.write(json.dumps(line) + "\n")
-                self.log.flush()
-            except (OSError, ValueError):
-                pass  # a closed stderr must not stop the server
+            self._write(line)
+
+    def refused(self, path: str, status: int, token: str | None = None) -> None:
+        """A request turned away before any call (bad token, unknown model...)."""
+        with self._lock:
+            self.errors[f"refused {status}"] += 1
+        self._write(
+            {
+                "ts": round(time.time(), 3),
+                "path": path,
+                "token": token,
+                "outcome": "refused",
+                "status": status,
+            }
+        )
+
+    def _write(self, line: dict[str, Any]) -> None:
+        if self.log is None:
+            return
+        try:
+            self.log.write(json.dumps(line) + "\n")
+            self.log.flush()
+        except (OSError, ValueError):
+            pass  # a closed stderr must not stop the server
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
@@ -95,24 +114,24 @@ class LiveView:
         self._thread.join(timeout=2)
 
     def _table(self) -> Any:
+        from rich.console import Group
         from rich.table import Table
+        from rich.text import Text
 
         s = self.stats.snapshot()
         up = int(time.time() - self.stats.started)
-        t = Table(
-            title=f"callm serve {self.url}  up {up // 3600}:{up // 60 % 60:02d}:{up % 60:02d}"
-            f"  in flight {s['in_flight']}  cost today ${s['cost_today']:.4f}",
-            title_justify="left",
+        head = Text(
+            f"callm serve {self.url}   up {up // 3600}:{up // 60 % 60:02d}:{up % 60:02d}"
+            f"   in flight {s['in_flight']}   cost today ${s['cost_today']:.4f}"
         )
+        t = Table(box=None, pad_edge=False)
         t.add_column("model")
         t.add_column("requests", justify="right")
         for model, n in sorted(s["requests"].items(), key=lambda kv: -kv[1]):
             t.add_row(model, str(n))
-        if s["errors"]:
-            t.add_section()
-            for kind, n in sorted(s["errors"].items()):
-                t.add_row(f"[red]errors: {kind}[/red]", str(n))
-        return t
+        for kind, n in sorted(s["errors"].items()):
+            t.add_row(Text(f"errors: {kind}", style="red"), str(n))
+        return Group(head, t)
 
     def _run(self) -> None:
         from rich.console import Console
