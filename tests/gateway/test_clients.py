@@ -38,6 +38,9 @@ WEATHER = {
     "required": ["city"],
 }
 ROUTES = """
+[pricing."up-openai/*"]
+input = 100000.0
+output = 100000.0
 [routes.cheap-first]
 models = ["up-openai/gpt-up", "sim/sim-large"]
 strategy = "priority"
@@ -55,9 +58,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         token = made.stdout.strip()
         limited = callm(env, "serve", "token", "create", "limited", "-m", "fast")
         assert limited.returncode == 0, limited.stderr
+        budgeted = callm(env, "serve", "token", "create", "budgeted", "--budget", "1")
+        assert budgeted.returncode == 0, budgeted.stderr
+        listed = callm(env, "serve", "token", "list")
+        assert "budgeted" in listed.stdout and "$1/day" in listed.stdout
+        assert token not in listed.stdout + listed.stderr  # shown once, never again
         gw = Gateway(env)
         try:
             yield {
+                "budgeted": budgeted.stdout.strip(),
                 "env": env,
                 "up": up,
                 "gw": gw,
@@ -234,6 +243,21 @@ def test_openai_sdk_errors_are_typed(
     with pytest.raises(openai.PermissionDeniedError):
         limited.chat.completions.create(model="sim", messages=msgs)
     assert limited.chat.completions.create(model="fast", messages=msgs).choices[0].message.content
+
+
+def test_a_token_over_its_daily_budget_is_refused(world: dict[str, Any], up: Upstreams) -> None:
+    client = openai.OpenAI(
+        base_url=world["gw"].url + "/v1", api_key=world["budgeted"], max_retries=0
+    )
+    msgs = [{"role": "user", "content": "hi"}]
+    up.openai.add(openai_json({"content": "first"}, usage=(9, 4)))  # $1.30 at the test price
+    assert client.chat.completions.create(model="up-openai/gpt-up", messages=msgs)
+    ledger_rows(world["env"], 1)
+    with pytest.raises(openai.RateLimitError) as over:
+        client.chat.completions.create(model="up-openai/gpt-up", messages=msgs)
+    assert "daily budget" in str(over.value)
+    assert over.value.response.headers["x-should-retry"] == "false"
+    assert len(up.openai.seen) == 1  # the second call never reached the upstream
 
 
 def test_openai_sdk_responses_api(oai: openai.OpenAI, up: Upstreams) -> None:
