@@ -12,10 +12,13 @@ from callm.cli.context import state
 
 HINT = "callm serve needs the serve extra: pip install 'callm[serve]'"
 
-app = typer.Typer(
-    help="Serve the OpenAI, Anthropic and Ollama APIs locally.",
-    invoke_without_command=True,
-)
+HELP = """Serve the OpenAI, Anthropic and Ollama APIs locally.
+
+Clients point their base URL here: http://127.0.0.1:4141/v1 (OpenAI) or http://127.0.0.1:4141
+(Anthropic, Ollama), with a token from `callm serve token create NAME` as their API key.
+MODEL is provider/model, an alias or a route."""
+
+app = typer.Typer(help=HELP, invoke_without_command=True)
 token_app = typer.Typer(help="Access tokens for callm serve.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
 
@@ -41,11 +44,6 @@ def serve(
         ),
     ] = None,
 ) -> None:
-    """Serve the OpenAI, Anthropic and Ollama APIs locally.
-
-    Clients point their base URL here: http://127.0.0.1:4141/v1 (OpenAI),
-    http://127.0.0.1:4141 (Anthropic, Ollama). MODEL is provider/model, an alias or a route.
-    """
     if ctx.invoked_subcommand is not None:
         return
     from callm.errors import UsageError
