@@ -6,7 +6,8 @@ a loopback upstream (bench/sse_server.py), against the same clients straight to 
 Checks every stream completed (ends with `data: [DONE]`) and the ledger has one row per
 request; prints time to first token (p50/p99) direct and through the gateway, the overhead,
 and chunks per second. With --litellm, a LiteLLM proxy from bench/.venv-peers (if installed
-there: `bench/.venv-peers/bin/pip install 'litellm[proxy]'`) in front of the same upstream,
+there: `bench/.venv-peers/bin/pip install 'litellm[proxy]'`, or LITELLM=path/to/litellm)
+in front of the same upstream,
 measured the same way in the same run.
 """
 
@@ -69,9 +70,9 @@ def _gateway(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
 
 
 def _litellm(upstream: str) -> tuple[subprocess.Popen[str], str] | None:
-    exe = PEERS_BIN / "litellm"
+    exe = Path(os.environ.get("LITELLM") or PEERS_BIN / "litellm")
     if not exe.exists():
-        print("litellm: not installed in bench/.venv-peers (skipped)")
+        print(f"litellm: {exe} not installed (skipped)")
         return None
     import socket
 
