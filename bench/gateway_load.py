@@ -91,13 +91,18 @@ def _litellm(upstream: str) -> tuple[subprocess.Popen[str], str] | None:
             "--port",
             str(port),
         ],
-        env={**os.environ, "OPENAI_API_KEY": "sk-bench-FAKE"},
+        # no master key: a local, loopback-only benchmark (recent LiteLLM refuses otherwise)
+        env={
+            **os.environ,
+            "OPENAI_API_KEY": "sk-bench-FAKE",
+            "LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY": "true",
+        },
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         text=True,
     )
     url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
+    for _ in range(1200):  # it takes ~20 s to start
         try:
             if httpx.get(url + "/health/liveliness", timeout=1).status_code == 200:
                 return proc, url
