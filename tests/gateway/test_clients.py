@@ -399,6 +399,21 @@ def test_ollama_client_chat_streamed_and_not(oll: ollama.Client, up: Upstreams) 
     assert r.message.content and r.done_reason == "length" and r.eval_count == 4
 
 
+def test_ollama_client_generate(oll: ollama.Client, up: Upstreams) -> None:
+    up.anthropic.add(anthropic_sse(["Once", " upon"], usage=(11, 5)))
+    parts = list(
+        oll.generate(model="up-anthropic/claude-up", prompt="a story", system="short", stream=True)
+    )
+    assert "".join(p.response for p in parts) == "Once upon"
+    assert parts[-1].done and (parts[-1].prompt_eval_count, parts[-1].eval_count) == (11, 5)
+    sent = up.anthropic.seen[0].json
+    assert sent["system"] == "short" and sent["messages"] == [
+        {"role": "user", "content": "a story"}
+    ]
+    r = oll.generate(model="fast", prompt="hi", options={"num_predict": 3})
+    assert r.response and r.done_reason == "length" and r.eval_count == 3
+
+
 def test_ollama_client_tool_calls(oll: ollama.Client) -> None:
     tools = [{"type": "function", "function": {"name": "get_weather", "parameters": WEATHER}}]
     r = oll.chat(

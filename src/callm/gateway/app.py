@@ -194,7 +194,7 @@ def build(gw: Gateway) -> Starlette:
             headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
         )
 
-    def route(fmt: ModuleType) -> Any:
+    def route(fmt: Any) -> Any:
         async def endpoint(request: Request) -> Response:
             return await chat(request, fmt)
 
@@ -249,6 +249,7 @@ def build(gw: Gateway) -> Starlette:
             Route("/v1/messages", route(anthropic), methods=["POST"]),
             Route("/v1/models", models, methods=["GET"]),
             Route("/api/chat", route(ollama), methods=["POST"]),
+            Route("/api/generate", route(ollama.GENERATE), methods=["POST"]),
             Route("/api/tags", tags, methods=["GET"]),
             Route("/api/version", version, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),

@@ -4,8 +4,9 @@ GET /api/tags, GET /api/version; errors as {"error": "message"}."""
 from __future__ import annotations
 
 import json
-import time
 from datetime import datetime, timezone
+from functools import partial
+from types import SimpleNamespace
 from typing import Any
 
 from callm.engine import CallOutcome
@@ -91,6 +92,19 @@ def parse(body: Any) -> Inbound:
     )
 
 
+def parse_generate(body: Any) -> Inbound:
+    """/api/generate: one prompt (with its system prompt and images) instead of messages."""
+    if not isinstance(body, dict):
+        raise BadRequest("the request body must be a JSON object")
+    prompt = want(body, "prompt", str) or ""
+    images = [b for b in want(body, "images", list) or () if isinstance(b, str)]
+    chat = {k: v for k, v in body.items() if k not in ("prompt", "images", "system")}
+    chat["messages"] = [{"role": "user", "content": prompt, "images": images}]
+    inb = parse(chat)
+    inb.system = want(body, "system", str)
+    return inb
+
+
 def _args(text: str) -> Any:
     try:
         return json.loads(text) if text else {}
@@ -122,6 +136,15 @@ def _calls(out: CallOutcome) -> list[dict[str, Any]]:
     ]
 
 
+def complete_generate(inb: Inbound, out: CallOutcome) -> dict[str, Any]:
+    final = _final(inb, out, {})
+    del final["message"]
+    final["response"] = out.result.text
+    if out.result.reasoning:
+        final["thinking"] = out.result.reasoning
+    return final
+
+
 def complete(inb: Inbound, out: CallOutcome) -> dict[str, Any]:
     msg: dict[str, Any] = {"role": "assistant", "content": out.result.text}
     if out.result.reasoning:
@@ -136,11 +159,19 @@ class Renderer:
 
     media_type = MEDIA_TYPE
 
-    def __init__(self, inb: Inbound) -> None:
+    def __init__(self, inb: Inbound, generate: bool = False) -> None:
         self.inb = inb
+        self.generate = generate  # /api/generate: "response" text, not a "message"
 
     def _line(self, message: dict[str, Any]) -> bytes:
-        obj = {"model": self.inb.model, "created_at": _now(), "message": message, "done": False}
+        obj: dict[str, Any] = {"model": self.inb.model, "created_at": _now()}
+        if self.generate:
+            obj["response"] = message.get("content", "")
+            if message.get("thinking"):
+                obj["thinking"] = message["thinking"]
+        else:
+            obj["message"] = message
+        obj["done"] = False
         return json.dumps(obj).encode() + b"\n"
 
     def start(self) -> list[bytes]:
@@ -162,6 +193,9 @@ class Renderer:
                 self._line({"role": "assistant", "content": "", "tool_calls": _calls(out)})
             )
         final = _final(self.inb, out, {"role": "assistant", "content": ""})
+        if self.generate:
+            del final["message"]
+            final["response"] = ""
         frames.append(json.dumps(final).encode() + b"\n")
         return frames
 
@@ -194,5 +228,11 @@ def tags(models: list[tuple[str, str]]) -> dict[str, Any]:
     }
 
 
-def unix_time() -> int:
-    return int(time.time())
+# /api/generate, shaped like a format module for the app's one request flow
+GENERATE = SimpleNamespace(
+    MEDIA_TYPE=MEDIA_TYPE,
+    parse=parse_generate,
+    complete=complete_generate,
+    Renderer=partial(Renderer, generate=True),
+    error_body=error_body,
+)
