@@ -476,6 +476,23 @@ def test_a_client_that_hangs_up_cancels_the_call(world: dict[str, Any], up: Upst
     assert rows[-1]["error_kind"] == "client_gone"
 
 
+def test_a_client_that_hangs_up_before_a_reply_cancels_the_call(
+    world: dict[str, Any], up: Upstreams
+) -> None:
+    late = openai_json({"content": "too late"})
+    late.stall = 1.0
+    up.openai.add(late)
+    before = len(ledger_rows(world["env"]))
+    body = {"model": "up-openai/gpt-up", "messages": [{"role": "user", "content": "x"}]}
+    headers = {"authorization": f"Bearer {world['token']}"}
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(
+            world["gw"].url + "/v1/chat/completions", json=body, headers=headers, timeout=0.3
+        )
+    rows = ledger_rows(world["env"], before + 1)
+    assert rows[-1]["outcome"] == "client_gone"
+
+
 def test_no_python_detail_in_a_bad_body(world: dict[str, Any]) -> None:
     headers = {"authorization": f"Bearer {world['token']}"}
     r = httpx.post(world["gw"].url + "/v1/chat/completions", content=b"{nope", headers=headers)

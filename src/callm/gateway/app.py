@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -33,6 +33,8 @@ from callm.gateway.common import (
 )
 from callm.gateway.ops import Stats
 from callm.gateway.tokens import Keyring, TokenInfo, spent_today
+
+_T = TypeVar("_T")
 
 FORMATS: dict[str, ModuleType] = {
     "openai": openai_chat,
@@ -179,9 +181,13 @@ def build(gw: Gateway) -> Starlette:
         gw.calls.add(c)
         c.future.add_done_callback(lambda _f: gw.calls.discard(c))
         it = c.events()
-        first = await anext(it)
+        first = await _unless_gone(request, c, anext(it))
         if isinstance(first, Done) or not inb.stream:
-            out = first.outcome if isinstance(first, Done) else await c.outcome()
+            out = (
+                first.outcome
+                if isinstance(first, Done)
+                else await _unless_gone(request, c, c.outcome())
+            )
             if out is None:
                 return _error(fmt, 500, "the call was interrupted")
             if out.error is not None:
@@ -256,6 +262,18 @@ def build(gw: Gateway) -> Starlette:
         ],
         lifespan=lifespan,
     )
+
+
+async def _unless_gone(request: Request, c: Call, step: Awaitable[_T]) -> _T:
+    """Await `step` (the first event, or the whole reply), telling the call to stop if the
+    client hangs up meanwhile: nothing is being written to it, so only polling shows that."""
+    task = asyncio.ensure_future(step)
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=0.25)
+        if done:
+            return task.result()
+        if not c.gone.is_set() and await request.is_disconnected():
+            c.gone.set()  # the call ends at its next event; its row says client_gone
 
 
 def _renderer(fmt: ModuleType, inb: Inbound, c: Call) -> Any:
