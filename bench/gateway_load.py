@@ -119,12 +119,16 @@ async def _one(client: httpx.AsyncClient, url: str, model: str) -> tuple[float, 
     ttft = -1.0
     chunks = 0
     tail = b""
-    async with client.stream("POST", url, json=body) as r:
-        async for data in r.aiter_bytes():
-            if ttft < 0:
-                ttft = time.perf_counter() - t0
-            chunks += data.count(b"data: ")
-            tail = (tail + data)[-64:]
+    try:
+        async with client.stream("POST", url, json=body) as r:
+            async for data in r.aiter_bytes():
+                if ttft < 0:
+                    ttft = time.perf_counter() - t0
+                chunks += data.count(b"data: ")
+                tail = (tail + data)[-64:]
+    except httpx.HTTPError as exc:  # counted as incomplete, and said
+        print(f"{url}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return max(ttft, 0.0), chunks, False
     return ttft, chunks, r.status_code == 200 and tail.rstrip().endswith(b"data: [DONE]")
 
 
