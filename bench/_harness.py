@@ -21,7 +21,6 @@ ROOT = BENCH.parent
 CALLM_PY = Path(sys.executable)  # the runner runs in callm's venv
 PEERS = BENCH / ".venv-peers"
 PEERS_PY = PEERS / "bin" / "python"
-FLOOR_PY = BENCH / ".venv-floor" / "bin" / "python"  # httpx alone (setup_peers.sh)
 
 
 @dataclass

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 T0 = time.perf_counter()
-THIRD_PARTY = ("typer", "sqlite3", "socket", "zlib", "urllib.parse", "tomllib")
+THIRD_PARTY = ("typer", "pydantic", "sqlite3", "httpx", "tomllib")
 CALLM_MODULES = (
     "callm.cli.app",
     "callm.cli.chat",
@@ -28,7 +28,7 @@ CALLM_MODULES = (
     "callm.config.schema",
     "callm.config.store",
     "callm.transport",
-    "callm.http11",
+    "callm.transport.clients",
     "callm.drivers.openai",
     "callm.ledger.usage",
     "callm.ledger.db",
@@ -41,7 +41,7 @@ CALLM_MODULES = (
 WRAP = {
     "callm.config.store": ["load"],
     "callm.engine": ["call", "_one_call", "_settle_usage", "_record"],
-    "callm.http11": ["request"],
+    "callm.transport": ["_open"],
     "callm.cooldown": ["record_result", "filter_chain"],
 }
 

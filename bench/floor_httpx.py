@@ -1,4 +1,6 @@
-"""The floor: python + httpx + one streamed request, json.loads per SSE line, text to stdout.
+"""The floor: python + typer + httpx + pydantic + one streamed request, json.loads per SSE
+line, text to stdout. It imports typer and pydantic without using them: callm is built on
+them (issue 11), so the floor pays for the same stack and the ratio measures callm's own work.
 
     python bench/floor_httpx.py BASE_URL [MODEL] [PROMPT]
 
@@ -12,6 +14,8 @@ import json
 import sys
 
 import httpx
+import pydantic  # noqa: F401 - the stack's import cost (see the docstring)
+import typer  # noqa: F401
 
 
 def main() -> None:

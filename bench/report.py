@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 R = dict[str, Any]
-DEPS = "typer + sqlite3 + callm.http11"  # as in sections.py
+DEPS = "typer + pydantic + sqlite3 + httpx"  # as in sections.py
 
 
 # ---- small helpers ----------------------------------------------------------------------
@@ -115,7 +115,7 @@ def targets(res: R) -> list[Target]:
         _pair(
             "one-shot chat: `callm` / floor (python + httpx + 1 request)",
             callm_chat,
-            _row(ch, "floor: python + httpx, one request"),
+            _row(ch, "floor: typer + httpx + pydantic, one request"),
             1.3,
             "<=",
         )
@@ -301,7 +301,7 @@ def _chat(res: R) -> list[str]:
     ]
     out += _series_table(
         rows,
-        _row(rows, "floor: python + httpx, one request"),
+        _row(rows, "floor: typer + httpx + pydantic, one request"),
         "floor",
         _row(rows, "callm chat"),
         "callm",
@@ -314,7 +314,7 @@ def _stream(res: R) -> list[str]:
     if not st:
         return []
     n = st["chunks"]
-    base = _row(st["rows"], "floor: python + httpx, one request")
+    base = _row(st["rows"], "floor: typer + httpx + pydantic, one request")
     head = ["client", "runs", "median", "chunks/s", "CPU", "peak RSS", "x raw httpx loop"]
     body = []
     for r in st["rows"]:
@@ -557,7 +557,7 @@ def _profile(res: R) -> list[str]:
             "Phases of one `callm chat` in one process (`bench/chat_phases.py`, median of 7). "
             "Not included: the interpreter's own start (`python -c pass` in the cold-start "
             "table) and its shutdown. Nested rows are part of the rows below them "
-            "(`http11.request` is in `_one_call`, which is in `engine.call`, which is in "
+            "(`transport._open` is in `_one_call`, which is in `engine.call`, which is in "
             "the app run):",
             "",
             *_table(["phase", "ms"], [[k, f"{v:.1f}"] for k, v in phases.items()]),
@@ -595,22 +595,20 @@ def _bound(res: R) -> list[str]:
     deps = _row(imports, f"import {DEPS}")
     httpx_ = _row(imports, "import httpx")
     client = _row(imports, "import httpx + httpx.Client()")
-    http11 = _row(imports, "import callm.http11 (socket, zlib, urllib.parse)")
-    floor = _row(chat, "floor: python + httpx, one request")
+    floor = _row(chat, "floor: typer + httpx + pydantic, one request")
     callm = _row(chat, "callm chat")
     if not (deps and httpx_ and floor and callm):
         return []
     key = "cpu_s"
     if callm[key] / floor[key] <= 1.3:
-        if not (client and http11):
+        if not client:
             return []
         return [
             "Why the one-shot chat target is met (CPU time):",
             "",
             f"- The floor spends {_ms(client[key])} importing httpx and building its client "
-            f"(`import httpx` alone: {_ms(httpx_[key])}). callm's own HTTP/1.1 client "
-            f"(`callm.http11`) imports in {_ms(http11[key])}, and everything callm's chat path "
-            f"imports ({DEPS}) in {_ms(deps[key])}: less than httpx and its client alone. "
+            f"(`import httpx` alone: {_ms(httpx_[key])}); everything callm's chat path "
+            f"imports ({DEPS}) takes {_ms(deps[key])}. "
             f"The whole `callm chat` (parse, config, key, request, stream, ledger row, output) "
             f"takes {_ms(callm[key])} against the floor's {_ms(floor[key])}.",
         ]

@@ -28,7 +28,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import report
-from _harness import BENCH, CALLM_PY, FLOOR_PY, PEERS, PEERS_PY, ROOT, log, machine, versions
+from _harness import BENCH, CALLM_PY, PEERS, PEERS_PY, ROOT, log, machine, versions
 
 FAKE_KEY = "sk-bench-FAKE000"
 SECTIONS = ("startup", "chat", "stream", "parse", "render", "fanout", "report", "profile")
@@ -193,7 +193,7 @@ class Bench:
 
 
 def ensure_peers(setup: bool) -> bool:
-    if PEERS_PY.exists() and LLM.exists() and FLOOR_PY.exists():
+    if PEERS_PY.exists() and LLM.exists():
         return True
     if not setup:
         return False

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 from _harness import (
     BENCH,
     CALLM_PY,
-    FLOOR_PY,
     PEERS,
     PEERS_PY,
     Case,
@@ -35,7 +34,7 @@ PY = str(CALLM_PY)
 PEER_PY = str(PEERS_PY)
 FLOOR = str(BENCH / "floor_httpx.py")
 SDK = str(BENCH / "peer_openai_sdk.py")
-DEPS = "typer + sqlite3 + callm.http11"  # the third-party and stdlib imports of callm chat
+DEPS = "typer + pydantic + sqlite3 + httpx"  # the third-party and stdlib imports of callm chat
 _TIMED = re.compile(
     r"^(?P<label>[^\d\s].*?)[:\s]+(?:median\s+)?(?P<v>\d+(?:\.\d+)?)\s*(?P<unit>ms|s)\b", re.M
 )
@@ -139,8 +138,8 @@ def _chat_cases(b: Bench, tokens: int, big: bool) -> list[Case]:
             "callm chat", [CALLM, "chat", "-m", "big/gpt-bench" if big else "lab/gpt-bench", "hi"]
         ),
     ]
-    if b.peer(FLOOR_PY):  # a venv with httpx alone (callm no longer depends on httpx)
-        cases.insert(0, Case("floor: python + httpx, one request", [str(FLOOR_PY), FLOOR, url]))
+    # the floor runs on callm's own interpreter: it imports the same stack (issue 11)
+    cases.insert(0, Case("floor: typer + httpx + pydantic, one request", [PY, FLOOR, url]))
     if b.peer(PEERS_PY):
         cases.append(Case("openai SDK script", [PEER_PY, SDK, url]))
     if not big and b.peer(PEERS / "bin" / "llm"):
@@ -315,18 +314,14 @@ def profile(b: Bench) -> None:
     """Evidence for the misses: import costs, -X importtime and cProfile of a one-shot chat."""
     imports = [
         ("typer", "import typer"),
-        ("callm.http11 (socket, zlib, urllib.parse)", "import callm.http11"),
+        ("pydantic", "import pydantic"),
         ("sqlite3", "import sqlite3"),
-        (DEPS, "import typer, sqlite3, callm.http11"),
+        (DEPS, "import typer, pydantic, sqlite3, httpx"),
         ("rich.markdown + rich.live", "import rich.markdown, rich.live"),
     ]
     cases = [Case(f"import {label}", [PY, "-c", code]) for label, code in imports]
-    if b.peer(FLOOR_PY):  # what callm used before http11, for comparison
-        fpy = str(FLOOR_PY)
-        cases.append(Case("import httpx", [fpy, "-c", "import httpx"]))
-        cases.append(
-            Case("import httpx + httpx.Client()", [fpy, "-c", "import httpx; httpx.Client()"])
-        )
+    cases.append(Case("import httpx", [PY, "-c", "import httpx"]))
+    cases.append(Case("import httpx + httpx.Client()", [PY, "-c", "import httpx; httpx.Client()"]))
     res: dict[str, Any] = {"imports": rows(interleaved(cases, b.env, b.reps.light))}
     chat = [CALLM, "chat", "-m", "lab/gpt-bench", "hi"]
     p = subprocess.run(
@@ -421,7 +416,7 @@ def importtime_top(stderr: str, n: int = 16) -> dict[str, list[dict[str, Any]]]:
 
 PROFILE_FILTER = (
     r"(callm/|typer/_coercion|typer/_adapters|typer/core.py.*invoke|pydantic/plugin|"
-    r"importlib/metadata/__init__.py.*entry_points|http11.py|ssl.py)"
+    r"importlib/metadata/__init__.py.*entry_points|callm/transport/|ssl.py)"
 )
 
 

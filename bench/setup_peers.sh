@@ -18,11 +18,3 @@ import importlib.metadata as m
 for name in ("llm", "openai", "httpx", "pydantic", "pyinstrument"):
     print(f"{name} {m.version(name)}")
 PY
-# The floor (python + httpx + one request) gets a venv of its own with httpx alone, so its
-# interpreter starts like callm's (no .pth files of the peers' packages).
-floor="$here/.venv-floor"
-if [ ! -x "$floor/bin/python" ]; then
-  "$py" -m venv --without-pip "$floor"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-    --target "$("$floor/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" httpx
-fi

@@ -17,7 +17,7 @@ _callm_commands() {  # $1: command path
 _callm_options() {  # $1: command path
     case "$1" in
         '') echo '--config --json --quiet -q --no-color --verbose -v --version --help -h' ;;
-        'chat') echo '--model -m --system -s --option -o --temperature --max-tokens --no-stream --fallback --estimate --max-cost --json --help -h' ;;
+        'chat') echo '--model -m --system -s --option -o --temperature --max-tokens --no-stream --fallback --estimate --max-cost --timeout --json --help -h' ;;
         'providers') echo '--help -h' ;;
         'providers add') echo '--driver --base-url --key-env --key-stdin --no-key --header --default-model --api-version --no-verify --force --help -h' ;;
         'providers list') echo '--help -h' ;;
@@ -49,7 +49,7 @@ _callm_options() {  # $1: command path
 _callm_value_options() {  # options that take a value
     case "$1" in
         '') echo '--config' ;;
-        'chat') echo '--model -m --system -s --option -o --temperature --max-tokens --fallback --max-cost' ;;
+        'chat') echo '--model -m --system -s --option -o --temperature --max-tokens --fallback --max-cost --timeout' ;;
         'providers add') echo '--driver --base-url --key-env --header --default-model --api-version' ;;
         'providers verify') echo '--timeout --probe' ;;
         'models sync') echo '--timeout' ;;

@@ -19,7 +19,7 @@ from conformance_data import interactions
 from loopback import Loopback, Reply, closed_port, json_reply
 
 FAKE_KEY = "sk-test-FAKE0000000000000000"
-CALLM = str(Path(sys.executable).with_name("callm"))  # this venv's, not a machine path
+CALLM = str(Path(sys.executable).with_name("callm"))  # the venv running the tests
 
 
 @pytest.fixture

@@ -83,6 +83,17 @@ def test_add_catalog_provider_fills_in_the_template(cli: Cli, isolated_env: Isol
     assert "OPENAI_API_KEY" in res.stderr and "set-key openai" in res.stderr
 
 
+def test_add_refuses_a_base_url_with_a_fragment(cli: Cli, isolated_env: IsolatedEnv) -> None:
+    """A fragment is never sent and paths would be joined after it: always a typo."""
+    url = "https://gw.example.invalid/v1#models"
+    res = cli("providers", "add", "gw", "--driver", "openai-compatible", "--base-url", url)
+    assert res.code == 2, res.output
+    assert "--base-url must not have a fragment (#...): https://gw.example.invalid/v1#..." in (
+        res.stderr
+    )
+    assert "gw" not in providers(isolated_env)
+
+
 def test_add_json(cli: Cli) -> None:
     res = cli("--json", "providers", "add", "groq", "--no-verify")
     assert res.code == 0

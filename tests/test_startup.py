@@ -12,9 +12,9 @@ import pytest
 from isolation import IsolatedEnv
 
 HEAVY = [
-    "callm.http11",
-    "ssl",
     "httpx",
+    "httpcore",
+    "ssl",
     "pydantic",
     "keyring",
     "sqlite3",
@@ -112,7 +112,7 @@ def test_providers_list_with_data_db_still_skips_network_and_keychain(
     _twenty_providers(isolated_env)
     record_verify("p1", True)
     assert (isolated_env.data_dir / "callm.db").exists()
-    assert imported(["providers", "list"], ["callm.http11", "ssl", "httpx", "keyring"]) == []
+    assert imported(["providers", "list"], ["httpx", "httpcore", "ssl", "keyring"]) == []
 
 
 def test_root_help_builds_no_sub_command() -> None:

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from loopback import Loopback, Reply, closed_port, json_reply
 
 FAKE_KEY = "sk-test-FAKE0000000000000000"
-CALLM = str(Path(sys.executable).with_name("callm"))  # this venv's, not a machine path
+CALLM = str(Path(sys.executable).with_name("callm"))  # the venv running the tests
 MODELS = {"object": "list", "data": [{"id": "gpt-6-luna", "object": "model"}, {"id": "m2"}]}
 CHAT = {
     "id": "chatcmpl-1",

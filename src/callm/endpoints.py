@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from callm.errors import UsageError
-from callm.types import Endpoint
+from callm.types import Endpoint, Tls
 
 if TYPE_CHECKING:
     from callm.config.schema import Config, ProviderConfig
@@ -104,4 +104,8 @@ def endpoint(name: str, pc: ProviderConfig, key_override: str | None = None) -> 
         headers=dict(pc.headers),
         timeout=pc.timeout,
         api_version=pc.api_version,
+        deadline=pc.deadline,
+        tls=Tls(pc.ca_bundle, pc.client_cert, pc.client_key)
+        if pc.ca_bundle or pc.client_cert or pc.client_key
+        else None,
     )

@@ -11,7 +11,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from callm.drivers import get_driver
@@ -64,6 +64,7 @@ class CallSpec:
     # The models to try, in order, when the caller already chose them (a route); else the
     # chain comes from `model` and the fallbacks.
     targets: list[Target] | None = None
+    timeout: float | None = None  # --timeout: each request's deadline, over the provider's
 
 
 @dataclass
@@ -235,6 +236,8 @@ def _call_with_retries(
     start: float,
 ) -> None:
     ep = endpoint(target.provider, target.config)  # MissingKeyError: not retried
+    if spec.timeout:
+        ep = replace(ep, deadline=spec.timeout)
     driver = get_driver(target.config.driver)
     request = ChatRequest(
         model=target.model,
@@ -344,16 +347,16 @@ def _one_call(
     from callm import transport
 
     req = driver.chat_request(ep, request)
-    timeouts = transport.Timeouts(connect=connect_timeout, read=ep.timeout)
+    timeouts = transport.Timeouts(connect=connect_timeout, read=ep.timeout, deadline=ep.deadline)
     if not request.stream:
-        resp = transport.send(req, timeouts, ep.name)
+        resp = transport.send(req, timeouts, ep.name, ep.tls)
         if resp.status >= 300:
             raise _http_error(driver, resp.status, resp.headers, resp.body)
         with _reading():
             emit(driver.parse_response(resp.body))
         _check_finished(acc, None if got else resp.body, "a reply")
         return
-    with transport.stream(req, timeouts, ep.name) as resp:
+    with transport.stream(req, timeouts, ep.name, ep.tls) as resp:
         if resp.status >= 300:
             raise _http_error(driver, resp.status, resp.headers, resp.read_all())
         parser = driver.stream_parser()

@@ -66,7 +66,8 @@ def _page(
         raise CallTimeoutError(f"listing models took longer than {timeout:g} s", provider=ep.name)
     connect = min(left, connect_timeout) if connect_timeout else left
     req = driver.models_request(ep, token)
-    resp = transport.send(req, transport.Timeouts(connect=connect, read=left), provider=ep.name)
+    t = transport.Timeouts(connect=connect, read=left, deadline=min(left, ep.deadline or left))
+    resp = transport.send(req, t, provider=ep.name, tls=ep.tls)
     if resp.status >= 400:
         err = driver.parse_error(resp.status, resp.headers, resp.body)
         if err.provider is None:

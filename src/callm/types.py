@@ -56,6 +56,15 @@ class ChatRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class Tls:
+    """A provider's own TLS settings (a corporate gateway); None: the defaults."""
+
+    ca_bundle: str | None = None  # PEM CA file (or directory) trusted instead of certifi's
+    client_cert: str | None = None  # PEM certificate presented to the server
+    client_key: str | None = None  # its private key, when not in client_cert
+
+
+@dataclass(frozen=True, slots=True)
 class Endpoint:
     """Who we talk to: a configured provider with its key resolved (never logged)."""
 
@@ -66,6 +75,8 @@ class Endpoint:
     headers: dict[str, str] = field(default_factory=dict)
     timeout: float = 60.0
     api_version: str | None = None  # azure-openai only
+    deadline: float | None = None  # the most one request may take, head and body
+    tls: Tls | None = None
 
     def __repr__(self) -> str:  # never show the key in a traceback or log
         return f"Endpoint(name={self.name!r}, driver={self.driver!r}, base_url={self.base_url!r})"
@@ -73,7 +84,7 @@ class Endpoint:
 
 @dataclass(frozen=True, slots=True)
 class HttpRequest:
-    """A request a driver wants sent. Drivers build these; only transport.py sends them."""
+    """A request a driver wants sent. Drivers build these; only callm.transport sends them."""
 
     method: str
     url: str

@@ -181,8 +181,9 @@ def run_probe(
             for ev in driver.run(ep, req):
                 acc.add(ev)
         else:
-            t = transport.Timeouts(connect=min(pc.connect_timeout, timeout), read=timeout)
-            resp = transport.send(driver.chat_request(ep, req), t, provider=ep.name)
+            connect = min(pc.connect_timeout, timeout)
+            t = transport.Timeouts(connect=connect, read=timeout, deadline=timeout)
+            resp = transport.send(driver.chat_request(ep, req), t, provider=ep.name, tls=ep.tls)
             if resp.status >= 400:
                 raise driver.parse_error(resp.status, resp.headers, resp.body)
             for ev in driver.parse_response(resp.body):

@@ -483,3 +483,36 @@ def test_unreadable_listing_is_a_bad_response() -> None:
         COMPAT.parse_models(EP, b'{"object": "list"}')
     with pytest.raises(BadResponseError):
         COMPAT.parse_models(EP, b"<html>")
+
+
+@pytest.mark.parametrize(
+    ("driver", "base", "url"),
+    [
+        ("openai", "https://gw.example/v1?key=X", "https://gw.example/v1/models?key=X"),
+        ("openai", "https://gw.example/v1/?key=X", "https://gw.example/v1/models?key=X"),
+        (
+            "anthropic",
+            "https://gw.example/v1?key=X",
+            "https://gw.example/v1/models?limit=1000&key=X",
+        ),
+        (
+            "gemini",
+            "https://gw.example/v1beta?a=b",
+            "https://gw.example/v1beta/models?pageSize=1000&a=b",
+        ),
+        ("ollama", "http://gw.example/api?key=X", "http://gw.example/api/tags?key=X"),
+        (
+            "azure-openai",
+            "https://r.example/openai/v1?key=X",
+            "https://r.example/openai/v1/models?key=X",
+        ),
+    ],
+)
+def test_a_query_in_base_url_stays_after_the_joined_path(driver: str, base: str, url: str) -> None:
+    """A gateway taking its key in the query: `.../v1/models?key=X`, not `.../v1?key=X/models`."""
+    ep = Endpoint(name="gw", driver=driver, base_url=base, key="test-key-123")
+    assert get_driver(driver).models_request(ep).url == url
+    chat = get_driver(driver).chat_request(
+        ep, ChatRequest(model="m", messages=(Message("user", "hi"),))
+    )
+    assert chat.url.count("?") == 1 and chat.url.endswith(base.partition("?")[2])

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -67,12 +68,12 @@ def env(tmp_path: Path) -> dict[str, str]:
     return e
 
 
-def write_config(env: dict[str, str], base_url: str, attempts: int = 1) -> None:
+def write_config(env: dict[str, str], base_url: str, attempts: int = 1, extra: str = "") -> None:
     path = Path(env["XDG_CONFIG_HOME"]) / "callm" / "config.toml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
         f'[providers.lab]\ndriver = "openai"\nbase_url = "{base_url}/v1"\n'
-        'key_env = "CALLM_LAB_KEY"\n'
+        f'key_env = "CALLM_LAB_KEY"\n{extra}'
         f"[retry]\nattempts = {attempts}\nbase_delay = 0\n"
     )
 
@@ -228,3 +229,45 @@ def test_sim_needs_no_network(env: dict[str, str]) -> None:
     )
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["text"]
+
+
+@pytest.mark.parametrize("how", ["--timeout", "deadline"])
+def test_a_trickling_stream_ends_at_the_deadline(env: dict[str, str], how: str) -> None:
+    """A token every 0.3 s, forever: the read timeout never trips; `--timeout 1` (or the
+    provider's `deadline = 1`) ends the call, keeping the text that arrived."""
+    drip: list[bytes | float] = [sse(delta("tick "), done=False)]
+    chunks: list[bytes | float] = drip + [0.3, *drip] * 60
+    with serving(Reply(200, {"content-type": "text/event-stream"}, chunks=chunks)) as srv:
+        write_config(env, srv.url, extra="deadline = 1\n" if how == "deadline" else "")
+        args = ["--timeout", "1"] if how == "--timeout" else []
+        start = time.monotonic()
+        p = run(["chat", "-m", "lab/gpt-test", "--json", *args, "hi"], env)
+        took = time.monotonic() - start
+    assert p.returncode == 1, p.stderr
+    obj = json.loads(p.stdout)
+    assert obj["text"].startswith("tick tick")
+    assert obj["error"]["kind"] == "mid_stream"
+    assert "did not finish within the 1 s deadline" in obj["error"]["message"]
+    assert took < 10
+    assert_clean(p)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "inf", "nan"])
+def test_timeout_must_be_positive_and_finite(env: dict[str, str], value: str) -> None:
+    p = run(["chat", "-m", "sim", "--timeout", value, "hi"], env)
+    assert p.returncode == 2, p.stderr
+    assert "--timeout must be a number of seconds greater than 0" in p.stderr
+    assert_clean(p)
+
+
+def test_a_missing_ca_bundle_is_a_config_error(env: dict[str, str], tmp_path: Path) -> None:
+    missing = tmp_path / "corp-ca.pem"
+    with serving(Reply(200, {}, b"{}")) as srv:
+        write_config(env, srv.url, extra=f'ca_bundle = "{missing}"\n')
+        p = run(["chat", "-m", "lab/gpt-test", "hi"], env)
+        seen = len(srv.seen)
+    assert p.returncode == 2, p.stderr
+    first = p.stderr.splitlines()[0]
+    assert first.startswith(f"error: providers.lab.ca_bundle: no such file: {missing}")
+    assert seen == 0
+    assert_clean(p)

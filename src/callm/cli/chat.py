@@ -88,6 +88,14 @@ def chat(
             "--max-cost", metavar="USD", min=0.0, help="Refuse if the worst case costs more."
         ),
     ] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout",
+            metavar="SECONDS",
+            help="The most one request may take, however slowly the reply arrives.",
+        ),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
 ) -> None:
     from callm.engine import CallSpec
@@ -96,6 +104,8 @@ def chat(
     st = state(ctx)
     if json_out:
         st.out.json_mode = True
+    if timeout is not None and not 0 < timeout < float("inf"):
+        raise UsageError(f"--timeout must be a number of seconds greater than 0, not {timeout:g}")
     text = _prompt_text(prompt or [])
     spec = CallSpec(
         model=model,
@@ -106,6 +116,7 @@ def chat(
         stream=not no_stream,
         options=parse_options(option or []),
         fallbacks=list(fallback or []),
+        timeout=timeout,
     )
     if not text:
         if _isatty(sys.stdin) and _isatty(sys.stdout) and not (estimate or st.out.json_mode):

@@ -121,6 +121,8 @@ def add(
     url = base_url or (t.base_url if t and t.driver == drv else None)
     if not url and drv not in ("sim",):
         raise UsageError(f"driver {drv} has no default base URL: pass --base-url")
+    if url and "#" in url:  # never sent, and paths are joined after it: always a mistake
+        raise UsageError(f"--base-url must not have a fragment (#...): {url.split('#')[0]}#...")
     keyless = drv == "sim" or (t is not None and t.key == "none")  # unless told otherwise
     key_mode = "none" if no_key or (keyless and not (key_stdin or key_env)) else "keychain"
     try:

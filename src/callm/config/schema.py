@@ -194,6 +194,10 @@ class ProviderConfig(_Section):
     headers: dict[str, str] = Field(default_factory=dict)
     models: list[str] | None = None
     api_version: str | None = None  # azure-openai
+    deadline: Seconds | None = None  # the most one request may take, however slow the reply
+    ca_bundle: str | None = None  # TLS for a corporate gateway: PEM CA file or directory,
+    client_cert: str | None = None  # and a client certificate (PEM)
+    client_key: str | None = None  # with its key, when not in client_cert
 
 
 class RetryConfig(_Section):

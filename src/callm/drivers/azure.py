@@ -39,13 +39,14 @@ DEPLOYMENTS_API_VERSION = "2023-03-15-preview"  # the last version with /openai/
 
 
 def _resource_root(base_url: str) -> tuple[str, bool]:
-    """(URL that paths are joined to, True for the v1 API)."""
-    base = base_url.rstrip("/")
+    """(URL that paths are joined to, True for the v1 API); a query in it is kept."""
+    base, sep, query = base_url.partition("?")
+    base = base.rstrip("/")
     if base.endswith("/openai/v1"):
-        return base, True
+        return base + sep + query, True
     if base.endswith("/openai"):
         base = base[: -len("/openai")]
-    return base, False
+    return base + sep + query, False
 
 
 class AzureOpenAIDriver(OpenAIChatDriver):
@@ -75,7 +76,8 @@ class AzureOpenAIDriver(OpenAIChatDriver):
         else:
             del body["model"]
             deployment = quote(req.model, safe="")
-            url = f"{root}/openai/deployments/{deployment}/chat/completions?{self._query(ep)}"
+            path = f"openai/deployments/{deployment}/chat/completions?{self._query(ep)}"
+            url = join_url(root, path)
         return HttpRequest("POST", url, self._headers(ep), body)
 
     def models_request(self, ep: Endpoint, page_token: str | None = None) -> HttpRequest:
@@ -85,5 +87,5 @@ class AzureOpenAIDriver(OpenAIChatDriver):
         if v1:
             url = join_url(root, "models")
         else:
-            url = f"{root}/openai/deployments?api-version={DEPLOYMENTS_API_VERSION}"
+            url = join_url(root, f"openai/deployments?api-version={DEPLOYMENTS_API_VERSION}")
         return HttpRequest("GET", url, headers)

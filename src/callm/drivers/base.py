@@ -1,5 +1,5 @@
 """The driver contract, shared error mapping, and the accumulator that turns events into a
-result. Drivers are sans-IO: they build `HttpRequest`s and read bytes; transport.py sends."""
+result. Drivers are sans-IO: they build `HttpRequest`s and read bytes; callm.transport sends."""
 
 from __future__ import annotations
 
@@ -157,7 +157,13 @@ def reads_error_body(method: _F) -> _F:
 
 
 def join_url(base: str, path: str) -> str:
-    return base.rstrip("/") + "/" + path.lstrip("/")
+    """`base` + "/" + `path`. A query in `base` (a gateway's `?key=...`) stays a query: it goes
+    after the joined path, after `path`'s own (`.../v1/models?limit=5&key=X`)."""
+    base, _, base_query = base.partition("?")
+    path, _, path_query = path.partition("?")
+    query = "&".join(q for q in (path_query, base_query) if q)
+    url = base.rstrip("/") + "/" + path.lstrip("/")
+    return f"{url}?{query}" if query else url
 
 
 def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:

@@ -151,10 +151,11 @@ class OllamaDriver:
 
     @staticmethod
     def _url(ep: Endpoint, path: str) -> str:
-        base = ep.base_url.rstrip("/")
+        base, sep, query = ep.base_url.partition("?")
+        base = base.rstrip("/")
         if base.endswith("/api"):  # accept a base URL given with /api
             base = base[:-4]
-        return join_url(base, path)
+        return join_url(base + sep + query, path)
 
     def chat_request(self, ep: Endpoint, req: ChatRequest) -> HttpRequest:
         messages: list[dict[str, Any]] = []
