@@ -17,7 +17,7 @@ _callm_commands() {  # $1: command path
 _callm_options() {  # $1: command path
     case "$1" in
         '') echo '--config --json --quiet -q --no-color --verbose -v --version --help -h' ;;
-        'chat') echo '--model -m --system -s --option -o --temperature --max-tokens --no-stream --fallback --estimate --max-cost --timeout --json --help -h' ;;
+        'chat') echo '--model -m --system -s --option -o --schema --attach -a --temperature --max-tokens --no-stream --fallback --estimate --max-cost --timeout --json --help -h' ;;
         'providers') echo '--help -h' ;;
         'providers add') echo '--driver --base-url --key-env --key-stdin --no-key --header --default-model --api-version --no-verify --force --help -h' ;;
         'providers list') echo '--help -h' ;;
@@ -49,7 +49,7 @@ _callm_options() {  # $1: command path
 _callm_value_options() {  # options that take a value
     case "$1" in
         '') echo '--config' ;;
-        'chat') echo '--model -m --system -s --option -o --temperature --max-tokens --fallback --max-cost --timeout' ;;
+        'chat') echo '--model -m --system -s --option -o --schema --attach -a --temperature --max-tokens --fallback --max-cost --timeout' ;;
         'providers add') echo '--driver --base-url --key-env --header --default-model --api-version' ;;
         'providers verify') echo '--timeout --probe' ;;
         'models sync') echo '--timeout' ;;
@@ -64,6 +64,8 @@ _callm_value_options() {  # options that take a value
 _callm_values() {  # $1: command path, $2: option, $3: word being completed
     case "$1|$2" in
         '|--config') compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$3")) ;;
+        'chat|--attach') compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$3")) ;;
+        'chat|-a') compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$3")) ;;
         'usage report|--by') COMPREPLY=($(compgen -W 'provider model day token' -- "$3")) ;;
     esac
 }

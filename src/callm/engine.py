@@ -24,6 +24,7 @@ from callm.errors import (
 )
 from callm.retry import RetryPolicy, should_fall_back, wait_before_retry
 from callm.types import (
+    Attachment,
     ChatRequest,
     ChatResult,
     Finished,
@@ -64,6 +65,8 @@ class CallSpec:
     # The models to try, in order, when the caller already chose them (a route); else the
     # chain comes from `model` and the fallbacks.
     targets: list[Target] | None = None
+    schema: dict[str, Any] | None = None  # --schema: the reply is checked against it
+    attachments: tuple[Attachment, ...] = ()  # -a FILE
     timeout: float | None = None  # --timeout: each request's deadline, over the provider's
 
 
@@ -98,6 +101,7 @@ class CallOutcome:
     ttft_ms: int | None = None
     attempts: list[Attempt] = field(default_factory=list)
     error: CallmError | None = None
+    parsed: Any = None  # the reply as JSON, when a schema was given and it matched
     interrupted: bool = False
     # why it was interrupted: "interrupted" (Ctrl-C), or what the exception that stopped it
     # says in its `outcome` attribute (the gateway's "client_gone")
@@ -143,6 +147,10 @@ def call(cfg: Config, spec: CallSpec, sink: Sink, notice: Notice) -> CallOutcome
         chain = _chain(cfg, spec)  # usage errors (unknown model...) surface before any call
         out.target = chain[0]
         _run_chain(cfg, spec, chain, sink, notice, out, start)
+        if spec.schema is not None:
+            from callm.schema_output import check_reply
+
+            out.parsed = check_reply(out.result, spec.schema)
     except CallmError as exc:
         out.error = exc
     except BaseException as exc:  # Ctrl-C, or the reader of our output went away
@@ -251,7 +259,10 @@ def _call_with_retries(
         tool_choice=spec.tool_choice,
         stop=spec.stop,
         response_format=spec.response_format,
+        schema=spec.schema,
+        attachments=spec.attachments,
     )
+    request = _checked(target, request)  # UsageError before any call: not retried
     for n in range(1, policy.attempts + 1):
         attempt.tries = n
         watch = _Watch(sink, start)
@@ -278,6 +289,17 @@ def _call_with_retries(
                 f"(attempt {n + 1}/{policy.attempts})"
             )
             time.sleep(wait)
+
+
+def _checked(target: Target, request: ChatRequest) -> ChatRequest:
+    """Ranges, minimums, sizes and model capabilities the vendor would refuse."""
+    from callm.drivers.limits import check_request
+
+    if request.attachments:
+        from callm.attachments import check_model
+
+        check_model(target, request.attachments)
+    return check_request(target.config.driver, request)
 
 
 def _retryable(exc: CallmError) -> bool:
@@ -445,6 +467,8 @@ def _settle_usage(cfg: Config, spec: CallSpec, out: CallOutcome) -> None:
     target = out.target
     assert target is not None
     reported = out.result.usage
+    if reported is not None and not _trusted(reported):
+        reported = None  # e.g. negative counts from a broken proxy: estimate instead
     produced = out.result.text + out.result.reasoning
     complete = out.error is None and not out.interrupted
     if reported is not None and (complete or reported.output_tokens > 0 or not produced):
@@ -466,6 +490,11 @@ def _settle_usage(cfg: Config, spec: CallSpec, out: CallOutcome) -> None:
         out.cost_usd = cost(out.usage, out.price)
     except CallmError:
         out.price, out.cost_usd = None, None
+
+
+def _trusted(u: Usage) -> bool:
+    """Reported counts are used only when every one is a non-negative integer."""
+    return all(type(v) is int and v >= 0 for v in u.as_dict().values())
 
 
 def _record(cfg: Config, spec: CallSpec, out: CallOutcome, started_at: float) -> None:

@@ -186,6 +186,13 @@ class StreamError(CallmError):
         return "stream broke"
 
 
+class SchemaError(CallmError):
+    """The reply is not JSON, or does not match --schema."""
+
+    kind = "schema"
+    exit_code = EXIT_FAILED
+
+
 class BudgetError(CallmError):
     kind = "budget"
     exit_code = EXIT_BUDGET
@@ -217,6 +224,7 @@ _BY_KIND: dict[str, type[CallmError]] = {
         CallTimeoutError,
         BadResponseError,
         StreamError,
+        SchemaError,
         BudgetError,
     )
 }

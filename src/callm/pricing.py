@@ -209,11 +209,12 @@ def estimate(
     max_tokens: int | None,
     *,
     messages: int = 1,
+    extra: int = 0,
 ) -> Estimate:
     """What a call may cost before it is made: best case (no output) and worst case (the
     full --max-tokens, else the model's max output from the catalog)."""
     price = price_for(config, provider, model)
-    n_in = estimate_prompt_tokens(prompt_text, messages)
+    n_in = estimate_prompt_tokens(prompt_text, messages) + extra  # extra: attachments
     max_out = (
         max_tokens
         if max_tokens is not None

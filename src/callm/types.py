@@ -37,6 +37,25 @@ class Tool:
 
 
 @dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file sent with the prompt (`-a FILE`). `kind` is decided from the bytes."""
+
+    name: str
+    mime: str  # image/png, image/jpeg, image/webp, image/gif, application/pdf, text/plain
+    data: bytes = field(repr=False)
+    width: int | None = None  # images, when the header says
+    height: int | None = None
+    pages: int | None = None  # PDFs, counted roughly
+
+    @property
+    def kind(self) -> str:
+        """image | pdf | text"""
+        if self.mime.startswith("image/"):
+            return "image"
+        return "pdf" if self.mime == "application/pdf" else "text"
+
+
+@dataclass(frozen=True, slots=True)
 class ChatRequest:
     """What the user asked for, independent of any vendor."""
 
@@ -46,13 +65,15 @@ class ChatRequest:
     temperature: float | None = None
     max_tokens: int | None = None
     stream: bool = True
-    # Extra vendor/driver options from `-o KEY=VALUE` (values already parsed from strings).
+    # Extra vendor/driver options from `-o KEY=VALUE` (strings) and `-o KEY:=JSON`.
     options: dict[str, Any] = field(default_factory=dict)
     tools: tuple[Tool, ...] = ()
     tool_choice: str | None = None  # auto | none | required | the name of one tool
     stop: tuple[str, ...] = ()
     # {"type": "json_object"} or {"type": "json_schema", "name": ..., "schema": {...}}
     response_format: dict[str, Any] | None = None
+    schema: dict[str, Any] | None = None  # a JSON schema the reply must match (--schema)
+    attachments: tuple[Attachment, ...] = ()  # sent with the last user message
 
 
 @dataclass(frozen=True, slots=True)

@@ -166,12 +166,15 @@ def run_probe(
     from callm import transport
     from callm.drivers import get_driver
     from callm.drivers.base import StreamAccumulator
+    from callm.drivers.limits import limits_for
     from callm.types import ChatRequest, Message
 
+    # one token, or the vendor's minimum (the Responses API refuses fewer than 16)
+    least = limits_for(ep.driver).min_max_tokens
     out = ProbeResult(model=model)
-    out.estimated_cost_usd, out.price_source = estimate_probe_cost(price)
+    out.estimated_cost_usd, out.price_source = estimate_probe_cost(price, least)
     req = ChatRequest(
-        model=model, messages=(Message("user", PROBE_PROMPT),), max_tokens=1, stream=False
+        model=model, messages=(Message("user", PROBE_PROMPT),), max_tokens=least, stream=False
     )
     acc = StreamAccumulator()
     start = time.monotonic()
@@ -209,9 +212,12 @@ def _cost(price: Price | None, tokens_in: int, tokens_out: int) -> float | None:
     return (tokens_in * price.input + tokens_out * price.output) / 1_000_000
 
 
-def estimate_probe_cost(price: Price | None) -> tuple[float | None, str | None]:
-    """What a probe costs at most: a short prompt in, one token out. None = unknown."""
-    return _cost(price, PROBE_INPUT_TOKENS, 1), (price.source if price else None)
+def estimate_probe_cost(
+    price: Price | None, tokens_out: int = 1
+) -> tuple[float | None, str | None]:
+    """What a probe costs at most: a short prompt in, one token (or the vendor's minimum)
+    out. None = unknown."""
+    return _cost(price, PROBE_INPUT_TOKENS, tokens_out), (price.source if price else None)
 
 
 def probe_price(cfg: Config, name: str, pc: ProviderConfig, model: str) -> Price | None:

@@ -3,7 +3,6 @@
 # No `from __future__ import annotations` in modules that define commands: typer would then
 # compile and evaluate every annotation string (twice) each time it builds a command.
 
-import json
 import sys
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -22,34 +21,6 @@ prompt on a terminal, starts an interactive session (/exit or Ctrl-D to leave).
 Try it offline: callm chat -m sim "hello"."""
 
 
-def parse_options(items: list[str]) -> dict[str, Any]:
-    """-o KEY=VALUE: numbers, true/false and JSON values are typed; the rest stay strings."""
-    opts: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"-o wants KEY=VALUE, got {item!r}")
-        opts[key.strip()] = _typed(raw.strip())
-    return opts
-
-
-def _typed(raw: str) -> Any:
-    low = raw.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    for conv in (int, float):
-        try:
-            return conv(raw)
-        except ValueError:
-            pass
-    if raw[:1] in "[{":
-        try:
-            return json.loads(raw)
-        except ValueError:
-            pass
-    return raw
-
-
 def chat(
     ctx: typer.Context,
     prompt: Annotated[
@@ -64,7 +35,30 @@ def chat(
     ] = None,
     option: Annotated[
         list[str] | None,
-        typer.Option("--option", "-o", metavar="KEY=VALUE", help="Driver option (repeatable)."),
+        typer.Option(
+            "--option",
+            "-o",
+            metavar="KEY=VAL|KEY:=JSON",
+            help="Driver option (repeatable): KEY=VALUE sends a string, KEY:=JSON a JSON value"
+            " (-o user=12345 -o seed:=42 -o stop:='[\"END\"]').",
+        ),
+    ] = None,
+    schema: Annotated[
+        str | None,
+        typer.Option(
+            "--schema",
+            metavar="SCHEMA",
+            help="Reply as JSON matching a schema: a FILE, inline JSON, or 'name, age int'.",
+        ),
+    ] = None,
+    attach: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--attach",
+            "-a",
+            metavar="FILE",
+            help="Send an image, PDF or text file; - reads it from stdin (repeatable).",
+        ),
     ] = None,
     temperature: Annotated[
         float | None, typer.Option("--temperature", metavar="T", min=0.0, max=2.0)
@@ -99,6 +93,7 @@ def chat(
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
 ) -> None:
     from callm.engine import CallSpec
+    from callm.options import parse_options
     from callm.types import Message
 
     st = state(ctx)
@@ -106,7 +101,11 @@ def chat(
         st.out.json_mode = True
     if timeout is not None and not 0 < timeout < float("inf"):
         raise UsageError(f"--timeout must be a number of seconds greater than 0, not {timeout:g}")
-    text = _prompt_text(prompt or [])
+    files = list(attach or [])
+    if files.count("-") > 1:
+        raise UsageError("-a - can be given once: stdin holds one file")
+    atts = _attachments(files)
+    text = _prompt_text(prompt or [], stdin_taken="-" in files)
     spec = CallSpec(
         model=model,
         messages=[Message("user", text)] if text else [],
@@ -116,8 +115,13 @@ def chat(
         stream=not no_stream,
         options=parse_options(option or []),
         fallbacks=list(fallback or []),
+        schema=_schema(schema),
+        attachments=atts,
         timeout=timeout,
     )
+    if not text and atts:
+        text = "Describe the attached file." if len(atts) == 1 else "Describe the attached files."
+        spec.messages = [Message("user", text)]
     if not text:
         if _isatty(sys.stdin) and _isatty(sys.stdout) and not (estimate or st.out.json_mode):
             raise typer.Exit(_interactive(st, spec))
@@ -130,9 +134,25 @@ def chat(
     raise typer.Exit(_finish(st, outcome))
 
 
-def _prompt_text(words: list[str]) -> str:
+def _attachments(files: list[str]) -> tuple[Any, ...]:
+    if not files:
+        return ()
+    from callm.attachments import load
+
+    return tuple(load(f) for f in files)
+
+
+def _schema(arg: str | None) -> dict[str, Any] | None:
+    if arg is None:
+        return None
+    from callm.schema_output import load_schema
+
+    return load_schema(arg)
+
+
+def _prompt_text(words: list[str], stdin_taken: bool = False) -> str:
     text = " ".join(words).strip()
-    if sys.stdin is not None and not _isatty(sys.stdin):
+    if not stdin_taken and sys.stdin is not None and not _isatty(sys.stdin):
         try:
             piped = sys.stdin.read()
         except (OSError, ValueError, UnicodeDecodeError) as exc:
@@ -159,7 +179,12 @@ def _estimate(
     cfg = st.config()
     target = resolve_target(cfg, spec.model)
     prompt = f"{spec.system}\n{text}" if spec.system else text
-    est = estimate(cfg, target.provider, target.model, prompt, spec.max_tokens)
+    extra = 0
+    if spec.attachments:
+        from callm.attachments import attachment_tokens
+
+        extra = sum(attachment_tokens(target.config.driver, a) for a in spec.attachments)
+    est = estimate(cfg, target.provider, target.model, prompt, spec.max_tokens, extra=extra)
     if print_only:
         if st.out.json_mode:
             st.out.emit_json({"model": target.model, "provider": target.provider, **_est_dict(est)})
@@ -196,11 +221,11 @@ def _est_line(label: str, est: Any) -> str:
     )
 
 
-def _sink(st: State) -> Any:
+def _sink(st: State, schema: bool = False) -> Any:
     from callm.render.stream import MarkdownSink, PlainSink
 
-    if st.out.json_mode:
-        return None
+    if st.out.json_mode or schema:
+        return None  # JSON output is printed whole, once it is checked
     if st.out.rich_stdout:
         return MarkdownSink(st.out.console())
     return PlainSink(st.out.stdout)
@@ -211,7 +236,7 @@ def _run(st: State, spec: "CallSpec") -> "CallOutcome":
     from callm.render.stream import PipeClosed
 
     cfg = st.config()
-    sink = _sink(st)
+    sink = _sink(st, spec.schema is not None)
     try:
         outcome = call(cfg, spec, sink or (lambda ev: None), st.out.info)
     except KeyboardInterrupt:
@@ -253,9 +278,25 @@ def _finish(st: State, o: "CallOutcome") -> int:
         if err.hint:
             st.out.stderr.write(f"hint: {scrub(err.hint)}\n")
         return err.exit_code
+    if o.parsed is not None and not st.out.json_mode:
+        _print_parsed(st, o.parsed)
     if not st.out.quiet and not st.out.json_mode:
         st.out.info(_summary(o))
     return 0
+
+
+def _print_parsed(st: State, obj: Any) -> None:
+    """A checked --schema reply: indented on a terminal, one line in a pipe."""
+    import json
+
+    indent = 2 if st.out.rich_stdout else None
+    try:
+        st.out.stdout.write(json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
+        st.out.stdout.flush()
+    except BrokenPipeError:
+        from callm.cli.errors import _silence_stdout
+
+        _silence_stdout()
 
 
 def _summary(o: "CallOutcome") -> str:
@@ -285,6 +326,8 @@ def _json(o: "CallOutcome") -> dict[str, Any]:
         "ttft_ms": o.ttft_ms,
         "attempts": [a.as_dict() for a in o.attempts],
     }
+    if o.parsed is not None:
+        obj["parsed"] = o.parsed
     if r.reasoning:
         obj["reasoning"] = r.reasoning
     if r.refusal:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
+from callm.drivers import parts
 from callm.drivers.base import (
     READ_ERRORS,
     body_text,
+    count,
     defer_after_events,
     error_from_http,
     join_url,
@@ -17,11 +20,14 @@ from callm.drivers.base import (
     parse_retry_after,
     reads_error_body,
     reads_json,
+    total,
 )
 from callm.drivers.sse import SSEDecoder
+from callm.drivers.structured import SCHEMA_TOOL, strict_schema
 from callm.drivers.wire_tools import anthropic_fields, anthropic_messages
 from callm.errors import AuthError, CallmError, NotFoundError, OverloadedError
 from callm.types import (
+    Attachment,
     ChatRequest,
     Endpoint,
     Finished,
@@ -68,12 +74,12 @@ _TYPE_STATUS: dict[str, int] = {
 
 
 def _usage(u: Mapping[str, Any]) -> Usage:
-    inp = u.get("input_tokens") or 0
-    cache_read = u.get("cache_read_input_tokens") or 0
-    cache_write = u.get("cache_creation_input_tokens") or 0
+    inp = count(u.get("input_tokens"))
+    cache_read = count(u.get("cache_read_input_tokens"))
+    cache_write = count(u.get("cache_creation_input_tokens"))
     return Usage(
-        input_tokens=inp + cache_read + cache_write,
-        output_tokens=u.get("output_tokens") or 0,
+        input_tokens=total(inp, cache_read, cache_write),
+        output_tokens=count(u.get("output_tokens")),
         cache_read_tokens=cache_read,
         cache_write_tokens=cache_write,
     )
@@ -227,6 +233,24 @@ def _split_system(req: ChatRequest) -> tuple[str | None, list[Message]]:
     return ("\n\n".join(systems) if systems else None), rest
 
 
+# Models with native structured output (`output_format`, beta header); others get a tool.
+STRUCTURED_BETA = "structured-outputs-2025-11-13"
+_NATIVE_SCHEMA = re.compile(
+    r"^claude-(?:(?:sonnet|haiku|opus)-4-5|opus-4-1|(?:[a-z]+-)?(?:[5-9]|\d\d)(?:[-.]|$))", re.I
+)
+
+
+def native_structured_output(model: str) -> bool:
+    return bool(_NATIVE_SCHEMA.match(model))
+
+
+def _messages(messages: list[Message], atts: tuple[Attachment, ...]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = [{"role": m.role, "content": m.content} for m in messages]
+    if atts:
+        parts.anthropic(out, atts)
+    return out
+
+
 class AnthropicDriver:
     name = "anthropic"
     local = False
@@ -241,7 +265,9 @@ class AnthropicDriver:
         system, messages = _split_system(req)
         body: dict[str, Any] = {
             "model": req.model,
-            "messages": anthropic_messages(messages),
+            "messages": _messages(messages, req.attachments)
+            if req.attachments
+            else anthropic_messages(messages),
             "max_tokens": req.max_tokens or DEFAULT_MAX_TOKENS,
         }
         if system:
@@ -251,9 +277,25 @@ class AnthropicDriver:
         if req.stream:
             body["stream"] = True
         anthropic_fields(req, body)
-        for k, v in req.options.items():  # -o top_k=5, -o thinking=..., passed through
+        headers = self._headers(ep)
+        if req.schema is not None:
+            if native_structured_output(req.model):
+                body["output_format"] = {"type": "json_schema", "schema": strict_schema(req.schema)}
+                headers = _with_user_headers(
+                    {**headers, "anthropic-beta": STRUCTURED_BETA}, ep.headers
+                )
+            else:  # a forced tool whose input is the answer
+                body["tools"] = [
+                    {
+                        "name": SCHEMA_TOOL,
+                        "description": "Reply by calling this tool with the answer.",
+                        "input_schema": req.schema,
+                    }
+                ]
+                body["tool_choice"] = {"type": "tool", "name": SCHEMA_TOOL}
+        for k, v in req.options.items():  # -o top_k:=5, -o thinking:=..., passed through
             body[k] = v
-        return HttpRequest("POST", join_url(ep.base_url, "messages"), self._headers(ep), body)
+        return HttpRequest("POST", join_url(ep.base_url, "messages"), headers, body)
 
     def stream_parser(self) -> AnthropicStreamParser:
         return AnthropicStreamParser()

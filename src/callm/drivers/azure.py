@@ -27,15 +27,22 @@ v1 API it is GET {base}/models.
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Any
 from urllib.parse import quote
 
 from callm.drivers.base import join_url
 from callm.drivers.openai import OpenAIChatDriver
-from callm.errors import MissingKeyError
+from callm.drivers.structured import schema_instruction
+from callm.errors import MissingKeyError, UsageError
 from callm.types import ChatRequest, Endpoint, HttpRequest
 
 DEFAULT_API_VERSION = "2024-10-21"
-DEPLOYMENTS_API_VERSION = "2023-03-15-preview"  # the last version with /openai/deployments
+DEPLOYMENTS_API_VERSION = "2023-03-15-preview"
+NEW_FIELDS_VERSION = "2024-09-01"  # max_completion_tokens, stream_options, json_schema
+DEVELOPER_VERSION = (
+    "2024-12-01"  # the "developer" message role  # the last version with /openai/deployments
+)
 
 
 def _resource_root(base_url: str) -> tuple[str, bool]:
@@ -69,8 +76,9 @@ class AzureOpenAIDriver(OpenAIChatDriver):
         return "api-version=" + quote(ep.api_version or DEFAULT_API_VERSION, safe="")
 
     def chat_request(self, ep: Endpoint, req: ChatRequest) -> HttpRequest:
-        body = self.chat_body(req)
         root, v1 = _resource_root(ep.base_url)
+        version = "v1" if v1 else (ep.api_version or DEFAULT_API_VERSION)
+        body = self.versioned_body(req, version)
         if v1:
             url = join_url(root, "chat/completions")
         else:
@@ -79,6 +87,34 @@ class AzureOpenAIDriver(OpenAIChatDriver):
             path = f"openai/deployments/{deployment}/chat/completions?{self._query(ep)}"
             url = join_url(root, path)
         return HttpRequest("POST", url, self._headers(ep), body)
+
+    def versioned_body(self, req: ChatRequest, version: str) -> dict[str, Any]:
+        """The body the api-version knows. Before 2024-09-01 there is no
+        max_completion_tokens, stream_options or json_schema response_format; the developer
+        role came with 2024-12-01; file (PDF) parts only with the v1 API."""
+        old = version != "v1" and version[:10] < NEW_FIELDS_VERSION
+        if version != "v1" and any(a.kind == "pdf" for a in req.attachments):
+            # the dated versions' user content parts are text and image_url only
+            raise UsageError(
+                f"azure-openai api-version {version} takes no PDF attachments",
+                hint="use the v1 API (a base_url ending in /openai/v1) for PDFs",
+            )
+        json_mode = old and req.schema is not None
+        if json_mode and req.schema is not None:
+            # json_object mode, with the schema said in the system prompt; the reply is
+            # checked against the schema when it arrives all the same
+            note = schema_instruction(req.schema)
+            system = f"{req.system}\n\n{note}" if req.system else note
+            req = replace(req, schema=None, system=system)
+        role_ok = version == "v1" or version[:10] >= DEVELOPER_VERSION
+        body = self.chat_body(req, developer_role=role_ok)
+        if old:
+            if "max_completion_tokens" in body:
+                body["max_tokens"] = body.pop("max_completion_tokens")
+            body.pop("stream_options", None)
+        if json_mode:
+            body.setdefault("response_format", {"type": "json_object"})
+        return body
 
     def models_request(self, ep: Endpoint, page_token: str | None = None) -> HttpRequest:
         headers = self._headers(ep)

@@ -156,6 +156,21 @@ def reads_error_body(method: _F) -> _F:
     return guarded  # type: ignore[return-value]
 
 
+def count(value: Any) -> int:
+    """A reported token count: an int >= 0 as is, missing as 0, anything else -1, which the
+    engine reads as untrusted (it estimates instead). Lets a driver add counts up safely."""
+    if value is None:
+        return 0
+    if type(value) is int and value >= 0:
+        return value
+    return -1
+
+
+def total(*counts: int) -> int:
+    """The sum of counts from count(); -1 when any of them is untrusted."""
+    return -1 if any(c < 0 for c in counts) else sum(counts)
+
+
 def join_url(base: str, path: str) -> str:
     """`base` + "/" + `path`. A query in `base` (a gateway's `?key=...`) stays a query: it goes
     after the joined path, after `path`'s own (`.../v1/models?limit=5&key=X`)."""

@@ -8,9 +8,11 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
+from callm.drivers import parts
 from callm.drivers.base import (
     READ_ERRORS,
     body_text,
+    count,
     defer_after_events,
     error_from_http,
     join_url,
@@ -19,8 +21,10 @@ from callm.drivers.base import (
     parse_retry_after,
     reads_error_body,
     reads_json,
+    total,
 )
 from callm.drivers.sse import MAX_LINE_BYTES, SSEDecoder
+from callm.drivers.structured import gemini_schema
 from callm.drivers.wire_tools import gemini_fields, gemini_parts
 from callm.errors import (
     AuthError,
@@ -79,11 +83,11 @@ def _camel(key: str) -> str:
 
 
 def _usage(u: Mapping[str, Any]) -> Usage:
-    thoughts = u.get("thoughtsTokenCount") or 0
+    thoughts = count(u.get("thoughtsTokenCount"))
     return Usage(
-        input_tokens=u.get("promptTokenCount") or 0,  # cached tokens are already included
-        output_tokens=(u.get("candidatesTokenCount") or 0) + thoughts,
-        cache_read_tokens=u.get("cachedContentTokenCount") or 0,
+        input_tokens=count(u.get("promptTokenCount")),  # cached tokens are already included
+        output_tokens=total(count(u.get("candidatesTokenCount")), thoughts),
+        cache_read_tokens=count(u.get("cachedContentTokenCount")),
         reasoning_tokens=thoughts,
     )
 
@@ -320,6 +324,8 @@ class GeminiDriver:
             else:
                 role = "model" if m.role == "assistant" else "user"
                 contents.append({"role": role, "parts": gemini_parts(m, names)})
+        if req.attachments:
+            parts.gemini(contents, req.attachments)
         body: dict[str, Any] = {"contents": contents}
         if systems:
             body["systemInstruction"] = {"parts": [{"text": "\n\n".join(systems)}]}
@@ -329,6 +335,9 @@ class GeminiDriver:
         if req.max_tokens:
             config["maxOutputTokens"] = req.max_tokens
         gemini_fields(req, body, config)
+        if req.schema is not None:
+            config["responseMimeType"] = "application/json"
+            config["responseSchema"] = gemini_schema(req.schema)
         for key, value in req.options.items():
             k = _camel(key)
             if k in _TOP_LEVEL:

@@ -7,6 +7,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from callm.drivers import parts
 from callm.drivers.base import (
     READ_ERRORS,
     body_text,
@@ -37,7 +38,17 @@ from callm.types import (
 
 _FINISH: dict[str, FinishReason] = {"stop": "stop", "length": "length"}
 # Request fields that sit beside `options` rather than inside it.
-_TOP_LEVEL = {"format", "keep_alive", "think", "tools", "raw", "template", "context"}
+_TOP_LEVEL = {
+    "format",
+    "keep_alive",
+    "think",
+    "tools",
+    "raw",
+    "template",
+    "context",
+    "logprobs",
+    "top_logprobs",
+}
 
 
 def _error_message(obj: Any) -> str | None:
@@ -162,7 +173,11 @@ class OllamaDriver:
         if req.system:
             messages.append({"role": "system", "content": req.system})
         messages.extend(ollama_message(m) for m in req.messages)
+        if req.attachments:
+            parts.ollama(messages, req.attachments)
         body: dict[str, Any] = {"model": req.model, "messages": messages, "stream": req.stream}
+        if req.schema is not None:
+            body["format"] = req.schema
         options: dict[str, Any] = {}
         if req.temperature is not None:
             options["temperature"] = req.temperature

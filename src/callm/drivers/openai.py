@@ -19,9 +19,11 @@ parser reads one answer).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from callm.drivers import parts
 from callm.drivers.base import (
     READ_ERRORS,
     defer_after_events,
@@ -37,6 +39,7 @@ from callm.drivers.openai_common import (
     parse_openai_models,
     stream_error,
 )
+from callm.drivers.structured import SCHEMA_NAME, strict_schema
 from callm.drivers.wire_tools import openai_fields, openai_message
 from callm.errors import BadResponseError, CallmError, MissingKeyError
 from callm.types import (
@@ -74,9 +77,22 @@ FINISH: dict[str, FinishReason] = {
 # ---- request ----------------------------------------------------------------------------
 
 
-def chat_messages(req: ChatRequest) -> list[dict[str, Any]]:
-    msgs: list[dict[str, Any]] = [{"role": "system", "content": req.system}] if req.system else []
+# Reasoning models take the system prompt as role "developer" (o1-mini and o1-preview
+# take neither; they are left as they were).
+_DEVELOPER_MODELS = re.compile(
+    r"^(?!o1-(?:mini|preview))(?:o[1-9]\d*(?:-|$)|gpt-(?:[5-9]|\d\d))", re.I
+)
+
+
+def system_role(model: str) -> str:
+    return "developer" if _DEVELOPER_MODELS.match(model.rpartition("/")[2]) else "system"
+
+
+def chat_messages(req: ChatRequest, role: str = "system") -> list[dict[str, Any]]:
+    msgs: list[dict[str, Any]] = [{"role": role, "content": req.system}] if req.system else []
     msgs.extend(openai_message(m) for m in req.messages)
+    if req.attachments:
+        parts.openai_chat(msgs, req.attachments)
     return msgs
 
 
@@ -285,8 +301,14 @@ class OpenAIChatDriver:
         headers.update(ep.headers)
         return headers
 
-    def chat_body(self, req: ChatRequest) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": req.model, "messages": chat_messages(req)}
+    # o-series and newer reasoning models take the system prompt as "developer"
+    developer_role = True
+
+    def chat_body(self, req: ChatRequest, developer_role: bool | None = None) -> dict[str, Any]:
+        if developer_role is None:
+            developer_role = self.developer_role
+        role = system_role(req.model) if developer_role else "system"
+        body: dict[str, Any] = {"model": req.model, "messages": chat_messages(req, role)}
         if req.temperature is not None:
             body["temperature"] = req.temperature
         if req.max_tokens is not None:
@@ -295,6 +317,15 @@ class OpenAIChatDriver:
         if req.stream and req.options.get("include_usage", True) not in (False, "false", "0", 0):
             body["stream_options"] = {"include_usage": True}
         openai_fields(req, body)
+        if req.schema is not None:
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": SCHEMA_NAME,
+                    "schema": strict_schema(req.schema),
+                    "strict": True,
+                },
+            }
         apply_options(body, req.options)
         return body
 
@@ -333,3 +364,4 @@ class OpenAICompatibleDriver(OpenAIChatDriver):
     name = "openai-compatible"
     key_required = False
     max_tokens_field = "max_tokens"
+    developer_role = False  # compatible servers know "system"

@@ -16,9 +16,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from callm.drivers import parts
 from callm.drivers.base import READ_ERRORS, defer_after_events, join_url, loads, reads_json
 from callm.drivers.openai import OpenAIChatDriver
 from callm.drivers.openai_common import SSEJSONReader, apply_options, stream_error
+from callm.drivers.structured import SCHEMA_NAME, strict_schema
 from callm.drivers.wire_tools import responses_fields, responses_input
 from callm.errors import BadResponseError, CallmError
 from callm.types import (
@@ -185,6 +187,13 @@ def parse_responses_response(body: bytes) -> list[StreamEvent]:
     return out
 
 
+def _input(req: ChatRequest) -> list[dict[str, Any]]:
+    items = responses_input(req.messages)
+    if req.attachments:
+        parts.responses(items, req.attachments)
+    return items
+
+
 class ResponsesDriver(OpenAIChatDriver):
     """Shares auth, error parsing and model listing with Chat Completions."""
 
@@ -192,10 +201,7 @@ class ResponsesDriver(OpenAIChatDriver):
     key_required = False
 
     def chat_body(self, req: ChatRequest) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "model": req.model,
-            "input": responses_input(req.messages),
-        }
+        body: dict[str, Any] = {"model": req.model, "input": _input(req)}
         if req.system:
             body["instructions"] = req.system
         if req.temperature is not None:
@@ -205,6 +211,15 @@ class ResponsesDriver(OpenAIChatDriver):
         body["stream"] = req.stream
         body["store"] = False
         responses_fields(req, body)
+        if req.schema is not None:
+            body["text"] = {
+                "format": {
+                    "type": "json_schema",
+                    "name": SCHEMA_NAME,
+                    "schema": strict_schema(req.schema),
+                    "strict": True,
+                }
+            }
         apply_options(body, req.options)
         return body
 

@@ -1,10 +1,12 @@
 """The offline simulator: deterministic Markdown replies, token usage, optional delay and
-injected failures (`-o length=N -o delay_ms=N -o seed=N -o fail=KIND`). No network at all:
-time.sleep is its only side effect."""
+injected failures (`-o length=N -o delay_ms=N -o seed=N -o fail=KIND`; numbers may be given
+as strings, the way `-o` sends them). With a schema it answers JSON valid for it; attachments
+are acknowledged and counted. No network at all: time.sleep is its only side effect."""
 
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 import zlib
@@ -24,6 +26,7 @@ from callm.errors import (
     UsageError,
 )
 from callm.types import (
+    Attachment,
     ChatRequest,
     Endpoint,
     Finished,
@@ -127,6 +130,65 @@ def _prompt(req: ChatRequest) -> str:
     return "\n".join(parts)
 
 
+def _describe(a: Attachment) -> str:
+    if a.width and a.height:
+        return f"{a.name} ({a.mime}, {a.width}x{a.height})"
+    if a.pages:
+        return f"{a.name} ({a.mime}, {a.pages} page{'s' if a.pages > 1 else ''})"
+    return f"{a.name} ({a.mime}, {len(a.data)} bytes)"
+
+
+def _input_tokens(req: ChatRequest, prompt: str) -> int:
+    """The prompt, and each attachment: text by length, images and PDF pages 258 each
+    (Gemini's flat rule: the simulator does not pretend to know better)."""
+    n = estimate_tokens(prompt)
+    for a in req.attachments:
+        if a.kind == "text":
+            n += estimate_tokens(a.data.decode("utf-8", "replace"))
+        else:
+            n += 258 * (a.pages or 1)
+    return n
+
+
+def sample(schema: Any, rng: random.Random, depth: int = 0) -> Any:
+    """A value valid for a JSON schema (the common keywords: type, enum, const,
+    properties/required, items, minimum/maximum, minItems/maxItems, anyOf/oneOf)."""
+    if not isinstance(schema, dict):
+        return None
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return rng.choice(schema["enum"])
+    for key in ("anyOf", "oneOf"):
+        if schema.get(key):
+            return sample(schema[key][0], rng, depth + 1)
+    t = schema.get("type", "object" if "properties" in schema else "string")
+    if isinstance(t, list):
+        t = next((x for x in t if x != "null"), "null")
+    if t == "object":
+        props = schema.get("properties") or {}
+        return {k: sample(v, rng, depth + 1) for k, v in props.items()}
+    if t == "array":
+        lo = int(schema.get("minItems", 1))
+        hi = max(lo, min(int(schema.get("maxItems", 3)), lo + 2))
+        return [
+            sample(schema.get("items") or {}, rng, depth + 1) for _ in range(rng.randint(lo, hi))
+        ]
+    if t in ("integer", "number"):
+        lo = schema.get("minimum", 0)
+        hi = schema.get("maximum", max(lo, 0) + 100)
+        if t == "integer":
+            return rng.randint(math.ceil(lo), math.floor(hi))
+        return round(rng.uniform(lo, hi), 2)
+    if t == "boolean":
+        return rng.random() < 0.5
+    if t == "null":
+        return None
+    words = " ".join(rng.choice(_WORDS) for _ in range(rng.randint(1, 3)))
+    words = words.ljust(int(schema.get("minLength", 0)), "x")
+    return words[: int(schema.get("maxLength", len(words)))]
+
+
 def _failure(kind: str, ep: Endpoint, req: ChatRequest, opts: Mapping[str, Any]) -> CallmError:
     where = {"provider": ep.name, "model": req.model}
     if kind == "rate_limit":
@@ -192,6 +254,9 @@ class SimDriver:
         seed = _option(opts, "seed", zlib.crc32(prompt.encode("utf-8")), int)
         if fail not in ("none", "mid_stream"):
             raise _failure(fail, ep, req, opts)
+        if req.schema is not None:
+            yield from self._json(req, prompt, seed)
+            return
         if _wants_tool(req):
             yield from _tool_call(req, prompt, delay)
             return
@@ -213,11 +278,14 @@ class SimDriver:
         break_midway: bool,
     ) -> Iterator[StreamEvent]:
         sizes = random.Random(seed ^ 0x5EED)  # chunking never changes the text
-        usage = Usage(input_tokens=estimate_tokens(prompt))
+        usage = Usage(input_tokens=_input_tokens(req, prompt))
         yield UsageReport(Usage(input_tokens=usage.input_tokens))
         pieces = _pieces(random.Random(seed))
         produced = 0
         last = ""
+        if req.attachments:  # say what was received, as a vision model would
+            seen = ", ".join(_describe(a) for a in req.attachments)
+            yield TextDelta(f"Attached: {seen}.\n\n")
         half = n // 2
         while produced < n:
             take = min(sizes.randint(1, 3), n - produced)
@@ -239,6 +307,17 @@ class SimDriver:
         usage.output_tokens = produced
         yield UsageReport(usage)
         yield Finished(finish)
+
+    def _json(self, req: ChatRequest, prompt: str, seed: int) -> Iterator[StreamEvent]:
+        """A reply that matches the schema, in a few chunks, as a structured-output model
+        would stream it."""
+        text = json.dumps(sample(req.schema, random.Random(seed)), ensure_ascii=False)
+        yield UsageReport(Usage(input_tokens=_input_tokens(req, prompt)))
+        step = max(1, len(text) // 4)
+        for i in range(0, len(text), step):
+            yield TextDelta(text[i : i + step])
+        yield UsageReport(Usage(_input_tokens(req, prompt), estimate_tokens(text)))
+        yield Finished("stop")
 
     def list_models(self, ep: Endpoint) -> list[ModelInfo]:
         price = Price(input=0.0, output=0.0, cached_input=0.0, cache_write=0.0, source="sim")
