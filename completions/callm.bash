@@ -4,22 +4,24 @@
 
 _callm_commands() {  # $1: command path
     case "$1" in
-        '') echo 'chat providers models usage serve routes' ;;
-        'providers') echo 'add list show remove enable disable set-key catalog verify' ;;
+        '') echo 'chat providers models usage serve routes schema logs templates' ;;
+        'providers') echo 'add list show remove enable disable set-key catalog verify import key' ;;
         'models') echo 'sync list show default' ;;
-        'usage') echo 'report' ;;
+        'usage') echo 'report budget' ;;
         'serve') echo 'token' ;;
         'serve token') echo 'create list rm' ;;
         'routes') echo 'list explain' ;;
+        'logs') echo 'list show rm path on off status' ;;
+        'templates') echo 'save list show rm edit' ;;
     esac
 }
 
 _callm_options() {  # $1: command path
     case "$1" in
         '') echo '--config --json --quiet -q --no-color --verbose -v --version --help -h' ;;
-        'chat') echo '--model -m --system -s --option -o --schema --attach -a --temperature --max-tokens --no-stream --fallback --estimate --max-cost --timeout --json --help -h' ;;
+        'chat') echo '--model -m --system -s --option -o --schema --attach -a --temperature --max-tokens --no-stream --fallback --estimate --max-cost --timeout --json --continue -c --cid --no-log --template -t --help -h' ;;
         'providers') echo '--help -h' ;;
-        'providers add') echo '--driver --base-url --key-env --key-stdin --no-key --header --default-model --api-version --no-verify --force --help -h' ;;
+        'providers add') echo '--driver --base-url --key-env --key-stdin --no-key --header --default-model --api-version --region --profile --key-header --key-prefix --no-verify --force --help -h' ;;
         'providers list') echo '--help -h' ;;
         'providers show') echo '--help -h' ;;
         'providers remove') echo '--yes -y --help -h' ;;
@@ -27,7 +29,9 @@ _callm_options() {  # $1: command path
         'providers disable') echo '--help -h' ;;
         'providers set-key') echo '--key-stdin --help -h' ;;
         'providers catalog') echo '--help -h' ;;
-        'providers verify') echo '--timeout --probe --help -h' ;;
+        'providers verify') echo '--timeout --probe --models --models-file --max-cost --junit --help -h' ;;
+        'providers import') echo '--from --yes -y --dry-run --help -h' ;;
+        'providers key') echo '--show --help -h' ;;
         'models') echo '--help -h' ;;
         'models sync') echo '--timeout --help -h' ;;
         'models list') echo '--provider -p --capability -c --sort --help -h' ;;
@@ -35,6 +39,7 @@ _callm_options() {  # $1: command path
         'models default') echo '--help -h' ;;
         'usage') echo '--help -h' ;;
         'usage report') echo '--since --until --by --provider --json --csv --help -h' ;;
+        'usage budget') echo '--json --help -h' ;;
         'serve') echo '--host --port --no-auth --grace --live --log --help -h' ;;
         'serve token') echo '--help -h' ;;
         'serve token create') echo '--budget --model -m --help -h' ;;
@@ -43,21 +48,41 @@ _callm_options() {  # $1: command path
         'routes') echo '--help -h' ;;
         'routes list') echo '--help -h' ;;
         'routes explain') echo '--tools --image --max-tokens --help -h' ;;
+        'schema') echo '--help -h' ;;
+        'logs') echo '--help -h' ;;
+        'logs list') echo '--count -n --model --provider --since --cid --query -q --json --help -h' ;;
+        'logs show') echo '--cid --json --help -h' ;;
+        'logs rm') echo '--cid --help -h' ;;
+        'logs path') echo '--help -h' ;;
+        'logs on') echo '--help -h' ;;
+        'logs off') echo '--help -h' ;;
+        'logs status') echo '--json --help -h' ;;
+        'templates') echo '--help -h' ;;
+        'templates save') echo '--model -m --system -s --option -o --schema --prompt --help -h' ;;
+        'templates list') echo '--json --help -h' ;;
+        'templates show') echo '--json --help -h' ;;
+        'templates rm') echo '--help -h' ;;
+        'templates edit') echo '--help -h' ;;
     esac
 }
 
 _callm_value_options() {  # options that take a value
     case "$1" in
         '') echo '--config' ;;
-        'chat') echo '--model -m --system -s --option -o --schema --attach -a --temperature --max-tokens --fallback --max-cost --timeout' ;;
-        'providers add') echo '--driver --base-url --key-env --header --default-model --api-version' ;;
-        'providers verify') echo '--timeout --probe' ;;
+        'chat') echo '--model -m --system -s --option -o --schema --attach -a --temperature --max-tokens --fallback --max-cost --timeout --cid --template -t' ;;
+        'providers add') echo '--driver --base-url --key-env --header --default-model --api-version --region --profile --key-header --key-prefix' ;;
+        'providers verify') echo '--timeout --probe --models-file --max-cost --junit' ;;
+        'providers import') echo '--from' ;;
         'models sync') echo '--timeout' ;;
         'models list') echo '--provider -p --capability -c --sort' ;;
         'usage report') echo '--since --until --by --provider' ;;
         'serve') echo '--host --port --grace' ;;
         'serve token create') echo '--budget --model -m' ;;
         'routes explain') echo '--max-tokens' ;;
+        'logs list') echo '--count -n --model --provider --since --cid --query -q' ;;
+        'logs show') echo '--cid' ;;
+        'logs rm') echo '--cid' ;;
+        'templates save') echo '--model -m --system -s --option -o --schema --prompt' ;;
     esac
 }
 
@@ -66,6 +91,9 @@ _callm_values() {  # $1: command path, $2: option, $3: word being completed
         '|--config') compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$3")) ;;
         'chat|--attach') compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$3")) ;;
         'chat|-a') compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$3")) ;;
+        'providers verify|--models-file') compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$3")) ;;
+        'providers verify|--junit') compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$3")) ;;
+        'providers import|--from') compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$3")) ;;
         'usage report|--by') COMPREPLY=($(compgen -W 'provider model day token' -- "$3")) ;;
     esac
 }

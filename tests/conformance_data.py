@@ -1,19 +1,15 @@
-"""Access to ../shared/conformance: real recorded vendor traffic with expected readings."""
+"""Access to tests/conformance/cases: real recorded vendor traffic with expected readings
+(third-party recordings; each file names its source, see tests/conformance/NOTICE)."""
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-CONFORMANCE_DIR = Path(
-    os.environ.get("CALLM_CONFORMANCE_DIR", ROOT.parent / "shared" / "conformance")
-)
-CASES_DIR = CONFORMANCE_DIR / "cases"
+CASES_DIR = Path(__file__).resolve().parent / "conformance" / "cases"
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -14,12 +15,21 @@ from pathlib import Path
 
 import pytest
 
+
+def _installed_callm() -> str:
+    """The `callm` script installed beside this interpreter (the venv the tests run in)."""
+    beside = Path(sys.executable).with_name("callm")
+    return str(beside) if beside.exists() else (shutil.which("callm") or "callm")
+
+
+CALLM = _installed_callm()
+
 # The file backend of keyrings.alt: a real keyring backend, kept in XDG_DATA_HOME (a temp dir).
 FILE_KEYRING = "keyrings.alt.file.PlaintextKeyring"
 
 # Variables that would change what callm sees: its own, every vendor's key variable, and
 # anything that reaches the user's keychain or desktop session.
-_SCRUBBED_PREFIXES = ("CALLM_",)
+_SCRUBBED_PREFIXES = ("CALLM_", "AWS_")  # AWS_: credentials, profile, region, Bedrock key
 _SCRUBBED_SUFFIXES = ("_API_KEY", "_API_TOKEN")
 _SCRUBBED_NAMES = (
     "NO_COLOR",
@@ -87,6 +97,11 @@ def isolate(root: Path, monkeypatch: pytest.MonkeyPatch) -> IsolatedEnv:
     monkeypatch.setenv("XDG_DATA_HOME", str(env.data_home))
     monkeypatch.setenv("XDG_CACHE_HOME", str(root / ".cache"))
     monkeypatch.setenv("CALLM_DATA_DIR", str(env.data_dir))
+    # botocore's credential chain: no instance-metadata probe (it would leave 127.0.0.1)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    aws_auth = sys.modules.get("callm.aws_auth")
+    if aws_auth is not None:
+        aws_auth.reset()  # cached sessions saw the previous test's environment
     # Both ways keyring picks a backend point at the file backend: the variable (this process
     # and its children) and keyringrc.cfg (for a child that clears the variable).
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", FILE_KEYRING)

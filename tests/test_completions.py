@@ -96,17 +96,23 @@ def test_bash_registers_the_function() -> None:
 @pytest.mark.parametrize(
     ("words", "expected"),
     [
-        (["callm", ""], ["chat", "providers", "models", "usage", "serve", "routes"]),
+        (["callm", ""],
+         ["chat", "providers", "models", "usage", "serve", "routes", "schema", "logs",
+          "templates"]),
         (["callm", "pro"], ["providers"]),
         (["callm", "providers", ""],
-         ["add", "list", "show", "remove", "enable", "disable", "set-key", "catalog", "verify"]),
+         ["add", "list", "show", "remove", "enable", "disable", "set-key", "catalog", "verify",
+          "import", "key"]),
         (["callm", "providers", "s"], ["show", "set-key"]),
         (["callm", "models", "d"], ["default"]),
         (["callm", "--json", "providers", "v"], ["verify"]),
         (["callm", "--config", "my.toml", "us"], ["usage"]),
         (["callm", "--config", "=", "my.toml", "us"], ["usage"]),
         (["callm", "--ver"], ["--verbose", "--version"]),
-        (["callm", "providers", "add", "--key-"], ["--key-env", "--key-stdin"]),
+        (
+            ["callm", "providers", "add", "--key-"],
+            ["--key-env", "--key-stdin", "--key-header", "--key-prefix"],
+        ),
         (["callm", "providers", "add", "--driver", "sim", "--no-"], ["--no-key", "--no-verify"]),
         (["callm", "providers", "remove", "-"], ["--yes", "-y", "--help", "-h"]),
         (["callm", "usage", "report", "--by", ""], ["provider", "model", "day", "token"]),
@@ -114,7 +120,9 @@ def test_bash_registers_the_function() -> None:
         (["callm", "chat", "-m", "sim", "--max-"], ["--max-tokens", "--max-cost"]),
         (["callm", "providers", "add", "--driver", ""], []),  # a free value: nothing to offer
         (["callm", "providers", "list", ""], []),  # a leaf command
-        (["callm", "nosuch", ""], ["chat", "providers", "models", "usage", "serve", "routes"]),
+        (["callm", "nosuch", ""],
+         ["chat", "providers", "models", "usage", "serve", "routes", "schema", "logs",
+          "templates"]),
     ],
     ids=lambda v: " ".join(v) if isinstance(v, list) and v and v[0] == "callm" else None,
 )  # fmt: skip
@@ -179,7 +187,20 @@ def test_zsh_script_parses() -> None:
 @pytest.mark.parametrize(
     ("words", "expected"),
     [
-        (["callm", ""], ["chat", "providers", "models", "usage", "serve", "routes"]),
+        (
+            ["callm", ""],
+            [
+                "chat",
+                "providers",
+                "models",
+                "usage",
+                "serve",
+                "routes",
+                "schema",
+                "logs",
+                "templates",
+            ],
+        ),
         (["callm", "--json", "models", ""], ["sync", "list", "show", "default"]),
         (["callm", "--config", "x.toml", "usage", ""], ["report"]),
         (["callm", "--config", ""], ["<files>"]),
@@ -209,7 +230,7 @@ def fish_complete(line: str) -> list[str]:
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        ("callm ", ["chat", "models", "providers", "usage"]),
+        ("callm ", ["chat", "logs", "models", "providers", "schema", "templates", "usage"]),
         ("callm --json providers s", ["set-key", "show"]),
         ("callm --config x.toml us", ["usage"]),
         ("callm usage report --by ", ["day", "model", "provider"]),

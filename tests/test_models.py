@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -16,10 +17,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from conformance_data import interactions
+from isolation import CALLM
 from loopback import Loopback, Reply, closed_port, json_reply
 
 FAKE_KEY = "sk-test-FAKE0000000000000000"
-CALLM = str(Path(sys.executable).with_name("callm"))  # the venv running the tests
 
 
 @pytest.fixture
@@ -65,11 +66,13 @@ def test_catalog_rows_are_complete_and_dated() -> None:
     rows = builtin_models()
     vendors = {p for p, _ in rows}
     assert vendors >= {"openai", "anthropic", "gemini", "mistral", "deepseek", "groq", "xai"}
+    assert vendors >= {"bedrock", "perplexity"}
     for (provider, mid), m in rows.items():
         assert m.provider == provider and m.id == mid
         assert m.extra["source"].startswith("https://"), mid
-        assert m.extra["price_checked"] == "2026-11-23"
-        assert m.price is not None and m.price.source == "catalog 2026-11-23"
+        # rows are dated by the day their source was read (2026-11-23, later vendors after)
+        assert re.fullmatch(r"2026-11-(2[3-9]|30)", m.extra["price_checked"]), mid
+        assert m.price is not None and m.price.source == f"catalog {m.extra['price_checked']}"
         for v in (m.price.input, m.price.output, m.price.cached_input, m.price.cache_write):
             assert v is None or v >= 0
         assert m.price.input is not None and m.price.output is not None
@@ -93,6 +96,12 @@ def test_lookup_tolerates_dated_ids_aliases_and_prefixes() -> None:
     # no prefix matching: a different model is not priced as its namesake
     assert lookup("openai", "gpt-6-luna-search-preview") is None
     assert lookup("nobody", "x") is None
+    # Bedrock: a geographic profile is priced as its model; global profiles have their own row
+    sonnet = "anthropic.claude-sonnet-4-6"
+    assert lookup("bedrock", f"us.{sonnet}").id == sonnet
+    assert lookup("aws", f"eu.{sonnet}", driver="bedrock").id == sonnet
+    assert lookup("bedrock", f"global.{sonnet}").id == f"global.{sonnet}"
+    assert lookup("bedrock", f"global.{sonnet}").price.input < lookup("bedrock", sonnet).price.input
     price = catalog_price("openai", "gpt-6-luna")
     assert price is not None and price.source.startswith("catalog ")
     assert catalog_price("openai", "no-such-model") is None

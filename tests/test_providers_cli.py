@@ -226,7 +226,12 @@ def test_add_verifies_by_default(cli: Cli, isolated_env: IsolatedEnv, server: Re
 
 
 def test_add_sim_verifies_offline(cli: Cli, isolated_env: IsolatedEnv) -> None:
-    res = cli("providers", "add", "sim")
+    refused = cli("providers", "add", "sim")  # replacing the built-in simulator needs --force
+    assert (refused.code, refused.stderr.splitlines()[0]) == (
+        2,
+        "error: 'sim' is the built-in simulator",
+    )
+    res = cli("providers", "add", "sim", "--force")
     assert res.code == 0, res.output
     assert "verified sim" in res.stderr
     assert providers(isolated_env)["sim"]["driver"] == "sim"
@@ -428,7 +433,10 @@ def test_set_key(cli: Cli, isolated_env: IsolatedEnv) -> None:
     before = isolated_env.config_path.read_bytes()
     res = cli("providers", "set-key", "openai", "--key-stdin", stdin=FAKE)
     assert res.code == 0, res.output
-    assert res.stderr == "stored key sk-...vX2Q for openai in the OS keychain\n"
+    assert (
+        res.stderr
+        == "stored key sk-...vX2Q for openai in a plain-text file (file PlaintextKeyring)\n"
+    )
     assert keychain_get("openai") == FAKE
     assert isolated_env.config_path.read_bytes() == before  # nothing to change in the file
     res = cli(
@@ -477,6 +485,7 @@ def test_set_key_errors(
 CATALOG = {
     "openai", "anthropic", "gemini", "ollama", "openrouter", "groq", "mistral", "deepseek",
     "together", "fireworks", "xai", "azure-openai", "lmstudio", "vllm", "sim",
+    "bedrock", "github", "cerebras", "perplexity",
 }  # fmt: skip
 
 

@@ -23,9 +23,34 @@ def test_readme_opens_with_install_and_test_commands() -> None:
     assert "pytest" in test
 
 
-def test_ci_runs_the_readme_test_command_verbatim() -> None:
-    _, test = setup_commands()
+def ci_commands() -> list[str]:
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
-    commands = [line.strip() for line in ci.splitlines() if line.strip()[:1] not in ("", "#")]
-    assert commands[-1] == test  # the last thing it does, so its exit code is CI's
     assert "set -euo pipefail" in ci
+    return [line.strip() for line in ci.splitlines() if line.strip()[:1] not in ("", "#")]
+
+
+def test_ci_runs_the_readme_test_command_verbatim() -> None:
+    """Verbatim, once, with its status kept and given back when it failed: the CLI tests on
+    the newest typer that follow it cannot turn a failure into a pass."""
+    _, test = setup_commands()
+    commands = ci_commands()
+    assert commands.count(test) == 1
+    i = commands.index(test)
+    assert commands[i - 1 : i + 3] == ["set +e", test, "readme_status=$?", "set -e"]
+    assert commands[-2:] == [
+        'if [ "$readme_status" -ne 0 ]; then exit "$readme_status"; fi',
+        'exit "$latest_status"',
+    ]
+
+
+def test_ci_also_runs_the_cli_tests_on_the_newest_typer() -> None:
+    commands = ci_commands()
+    run = next(c for c in commands if c.startswith(".venv-typer-latest/bin/python -m pytest"))
+    assert any("'typer>=0.29'" in c for c in commands)
+    i = commands.index(run)
+    # the command goes on over a few lines; its last one keeps the status
+    tail = commands[i : commands.index('exit "$latest_status"')]
+    assert any(c.endswith("|| latest_status=$?") for c in tail)
+    files = [w for c in tail for w in c.split() if w.startswith("tests/")]
+    assert files and all((ROOT / f).is_file() for f in files), files
+    assert "tests/test_startup.py" not in files  # importing pydantic for --help is the cost

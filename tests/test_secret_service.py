@@ -74,7 +74,9 @@ def test_set_show_remove_through_the_secret_service(isolated_env: IsolatedEnv) -
     assert "SecretService" in steps["backend"]["stdout"], steps["backend"]
     for name in ("add", "set-key", "show", "remove"):
         assert steps[name]["rc"] == 0, (name, steps[name])
-    assert steps["set-key"]["stderr"] == "stored key sk-...vX2Q for lab in the OS keychain\n"
+    assert steps["set-key"]["stderr"] == (
+        "stored key sk-...vX2Q for lab in the OS keychain (SecretService Keyring)\n"
+    )
 
     shown = json.loads(steps["show"]["stdout"])
     assert (shown["key"], shown["key_source"]) == ("sk-...vX2Q", "keychain")

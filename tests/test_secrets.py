@@ -209,8 +209,15 @@ def test_resolution_survives_a_hanging_keychain(
     assert resolve_key("openai", vendor_vars=VENDOR) == "from-vendor-var-0004"
 
 
-def test_bad_timeout_setting_falls_back_to_default(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CALLM_KEYRING_TIMEOUT", "soon")
+@pytest.mark.parametrize("value", ["soon", "inf", "nan", "-1", "0"])
+def test_bad_timeout_setting_is_a_usage_error(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    """Issue 12: a bad value is named (exit 2), never a crash or a wait without end."""
+    from callm.errors import UsageError
+
+    monkeypatch.setenv("CALLM_KEYRING_TIMEOUT", value)
+    with pytest.raises(UsageError, match="CALLM_KEYRING_TIMEOUT must be"):
+        keychain_set("openai", FAKE)
+    monkeypatch.setenv("CALLM_KEYRING_TIMEOUT", "2.5")
     keychain_set("openai", FAKE)
     assert keychain_get("openai") == FAKE
 

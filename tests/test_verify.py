@@ -16,10 +16,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from isolation import CALLM
 from loopback import Loopback, Reply, closed_port, json_reply
 
 FAKE_KEY = "sk-test-FAKE0000000000000000"
-CALLM = str(Path(sys.executable).with_name("callm"))  # the venv running the tests
 MODELS = {"object": "list", "data": [{"id": "gpt-6-luna", "object": "model"}, {"id": "m2"}]}
 CHAT = {
     "id": "chatcmpl-1",
@@ -177,7 +177,8 @@ def test_probe_failure_is_stage_probe(cli, isolated_env, srv) -> None:
     assert row["stage"] == "probe" and row["probe"]["ok"] is False
     assert "unknown" in res.stderr  # an unpriced model's estimate says so, never $0
     res = cli("--json", "providers", "verify", "lab", "--probe", "other/x")
-    assert res.code == 1  # "other" is no provider: a bare model id, probed on lab
+    assert res.code == 2  # issue 12: "other" is no provider; lab/other/x probes that model id
+    assert res.stderr.startswith("error: --probe other/x: no provider 'other' is configured")
 
 
 def test_probe_for_a_provider_not_checked_is_a_usage_error(cli, isolated_env, srv) -> None:

@@ -20,6 +20,7 @@ from callm.endpoints import Target, endpoint, resolve_target
 from callm.errors import (
     BadResponseError,
     CallmError,
+    OutputClosed,
     StreamError,
 )
 from callm.retry import RetryPolicy, should_fall_back, wait_before_retry
@@ -65,6 +66,8 @@ class CallSpec:
     # The models to try, in order, when the caller already chose them (a route); else the
     # chain comes from `model` and the fallbacks.
     targets: list[Target] | None = None
+    cid: str | None = None  # the conversation (callm.conversations); None: not logged as one
+    log: bool | None = None  # False: --no-log; None: the config's log_prompts
     schema: dict[str, Any] | None = None  # --schema: the reply is checked against it
     attachments: tuple[Attachment, ...] = ()  # -a FILE
     timeout: float | None = None  # --timeout: each request's deadline, over the provider's
@@ -107,6 +110,7 @@ class CallOutcome:
     # says in its `outcome` attribute (the gateway's "client_gone")
     interrupted_as: str = "interrupted"
     text_shown: bool = False  # some text reached the sink
+    cid: str | None = None  # the logged conversation, for `chat --json`
 
     @property
     def outcome(self) -> str:
@@ -143,26 +147,48 @@ def call(cfg: Config, spec: CallSpec, sink: Sink, notice: Notice) -> CallOutcome
     out = CallOutcome()
     start = time.monotonic()
     started_at = time.time()
+    guard = None
     try:
         chain = _chain(cfg, spec)  # usage errors (unknown model...) surface before any call
+        guard = _budget_guard(cfg, spec)
+        if guard is not None:  # [budgets]: reserve the worst case, or refuse (exit 5)
+            chain = guard.first_fitting(chain, notice)
         out.target = chain[0]
-        _run_chain(cfg, spec, chain, sink, notice, out, start)
+        _run_chain(cfg, spec, chain, sink, notice, out, start, guard)
         if spec.schema is not None:
             from callm.schema_output import check_reply
 
             out.parsed = check_reply(out.result, spec.schema)
     except CallmError as exc:
         out.error = exc
-    except BaseException as exc:  # Ctrl-C, or the reader of our output went away
+    # Ctrl-C, SIGTERM, reader gone (a pipe, or the gateway's client: ClientGone)
+    except (KeyboardInterrupt, BrokenPipeError, OutputClosed) as exc:
         out.interrupted = True
         out.interrupted_as = getattr(exc, "outcome", "interrupted")
         raise
+    except BaseException as exc:  # a bug: recorded as an error, not as an interruption
+        out.error = CallmError(f"internal error: {type(exc).__name__}: {exc}")
+        raise
     finally:
-        out.latency_ms = int((time.monotonic() - start) * 1000)
+        if not any(a.tries for a in out.attempts):  # else: set by the attempts themselves
+            out.latency_ms = int((time.monotonic() - start) * 1000)
         if out.target is not None:
             _settle_usage(cfg, spec, out)
-            _record(cfg, spec, out, started_at)
+            _record(cfg, spec, out, started_at, guard.reservation if guard else None)
+        elif guard is not None:
+            guard.abandon()
     return out
+
+
+def _budget_guard(cfg: Config, spec: CallSpec) -> Any:
+    b = cfg.budgets
+    if b.daily is None and b.monthly is None and not b.providers:
+        return None  # no budget: chat does not even import the module
+    from callm.budgets import guard_for
+
+    prompt = "\n".join(m.content for m in spec.messages) + (spec.system or "")
+    n = len(spec.messages) + (1 if spec.system else 0)
+    return guard_for(cfg, prompt, n, spec.max_tokens)
 
 
 def _chain(cfg: Config, spec: CallSpec) -> list[Target]:
@@ -193,6 +219,7 @@ def _run_chain(
     notice: Notice,
     out: CallOutcome,
     start: float,
+    guard: Any = None,
 ) -> None:
     from callm import cooldown
 
@@ -201,6 +228,7 @@ def _run_chain(
     left = len(usable)
     last_error: CallmError | None = None
     tried: Target | None = None
+    began: float | None = None
     for target in chain:
         if target not in usable:  # cooling down: shown in the attempts, not called
             out.attempts.append(
@@ -208,19 +236,26 @@ def _run_chain(
             )
             continue
         left -= 1
-        out.target = target
         if tried is not None and last_error is not None:
             notice(f"{tried.label} failed ({last_error.kind}); falling back to {target.label}")
+        if guard is not None and target is not chain[0]:
+            guard.admit(target, notice)  # the reservation moves to this model, or refusal
+        out.target = target
         tried = target
         attempt = Attempt(target.provider, target.model, "ok")
         out.attempts.append(attempt)
         t0 = time.monotonic()
+        began = began or t0
         try:
             _call_with_retries(target, spec, sink, notice, out, policy, attempt, start)
         except BaseException as exc:
             attempt.latency_ms = int((time.monotonic() - t0) * 1000)
+            # the call's latency: first request to last answer, not the ledger or cooldown
+            # bookkeeping around it (a locked data DB once turned 0.17 s into 10.87 s)
+            out.latency_ms = int((time.monotonic() - began) * 1000)
             if not isinstance(exc, CallmError):
-                attempt.outcome = "interrupted"
+                interrupted = isinstance(exc, (KeyboardInterrupt, BrokenPipeError, OutputClosed))
+                attempt.outcome = "interrupted" if interrupted else "error"
                 raise
             attempt.outcome, attempt.error_kind = "error", exc.kind
             cooldown.record_result(target.provider, exc, policy)
@@ -229,6 +264,7 @@ def _run_chain(
                 raise
             continue
         attempt.latency_ms = int((time.monotonic() - t0) * 1000)
+        out.latency_ms = int((time.monotonic() - began) * 1000)
         cooldown.record_result(target.provider, None, policy)
         return
 
@@ -283,12 +319,28 @@ def _call_with_retries(
             _label(exc, target)
             if watch.shown or n == policy.attempts or not _retryable(exc):
                 raise exc from None
+            if _asks_too_long(exc, policy):  # sleeping max_delay would only fail again
+                raise exc from None
             wait = wait_before_retry(exc, n, policy)
             notice(
                 f"{_what_failed(exc, target.provider)}, retrying in {_seconds(wait)} s "
                 f"(attempt {n + 1}/{policy.attempts})"
             )
             time.sleep(wait)
+
+
+def _asks_too_long(exc: CallmError, policy: RetryPolicy) -> bool:
+    """The server asked for a longer wait than retry.max_delay: say so and stop retrying."""
+    from callm.retry import root_cause
+
+    asked = getattr(root_cause(exc), "retry_after", None)
+    if asked is None or asked <= policy.max_delay:
+        return False
+    exc.hint = (
+        f"the server asked to wait {_seconds(float(asked))} s, more than retry.max_delay "
+        f"({_seconds(policy.max_delay)} s); try again later"
+    )
+    return True
 
 
 def _checked(target: Target, request: ChatRequest) -> ChatRequest:
@@ -437,6 +489,15 @@ def _is_json(headers: dict[str, str]) -> bool:
     return "json" in ctype.lower() and "ndjson" not in ctype.lower()
 
 
+def _has_events(body: bytes) -> bool:
+    """Anything but blank lines, SSE comments and `data: [DONE]` (a stream of nothing)."""
+    for line in body.splitlines():
+        line = line.strip()
+        if line and not line.startswith(b":") and line not in (b"data: [DONE]", b"data:[DONE]"):
+            return True
+    return False
+
+
 def _check_finished(
     acc: StreamAccumulator, body: bytes | bytearray | None = None, expected: str = "a stream"
 ) -> None:
@@ -449,7 +510,7 @@ def _check_finished(
                 cause=BadResponseError("truncated stream"),
             )
         if not acc._tools:  # a tool call alone is a complete answer
-            if body and body.strip():
+            if body and _has_events(bytes(body)):
                 from callm.drivers.base import body_text
 
                 raise BadResponseError(f"expected {expected}, got: {body_text(bytes(body), 200)}")
@@ -497,7 +558,10 @@ def _trusted(u: Usage) -> bool:
     return all(type(v) is int and v >= 0 for v in u.as_dict().values())
 
 
-def _record(cfg: Config, spec: CallSpec, out: CallOutcome, started_at: float) -> None:
+def _record(
+    cfg: Config, spec: CallSpec, out: CallOutcome, started_at: float, reservation: int | None
+) -> None:
+    from callm.conversations import log_columns
     from callm.ledger.usage import UsageRow, record
 
     t = out.target
@@ -524,14 +588,7 @@ def _record(cfg: Config, spec: CallSpec, out: CallOutcome, started_at: float) ->
         error_kind=kind,
         attempts=max(1, sum(a.tries for a in out.attempts)),
         attempts_json=json.dumps([a.as_dict() for a in out.attempts]),
-        prompt=_prompt_text(spec) if cfg.log_prompts else None,
-        reply=out.result.text if cfg.log_prompts else None,
         token=spec.token,
+        **log_columns(cfg, spec, out),
     )
-    record(row)
-
-
-def _prompt_text(spec: CallSpec) -> str:
-    parts = [f"[system] {spec.system}"] if spec.system else []
-    parts += [f"[{m.role}] {m.content}" for m in spec.messages]
-    return "\n".join(parts)
+    record(row, release=reservation)

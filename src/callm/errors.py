@@ -14,6 +14,24 @@ EXIT_BUDGET = 5
 EXIT_INTERRUPTED = 130
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, handled like Ctrl-C: what arrived stays, one `interrupted` row;
+    the exit code is 128 + the signal's number, as shells report it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"signal {signum}")
+        self.signum = signum
+
+
+def interrupt_exit_code(exc: BaseException) -> int:
+    signum = getattr(exc, "signum", None)
+    return 128 + signum if isinstance(signum, int) else EXIT_INTERRUPTED
+
+
+class OutputClosed(Exception):
+    """Whoever reads our output went away (`| head -1`): the call stops, as if interrupted."""
+
+
 class CallmError(Exception):
     kind: ClassVar[str] = "error"
     exit_code: ClassVar[int] = EXIT_FAILED
@@ -199,6 +217,13 @@ class BudgetError(CallmError):
 
     def summary(self) -> str:
         return "refused by --max-cost"
+
+
+class BudgetLimitError(BudgetError):
+    """A `[budgets]` limit (daily/monthly) refused the call."""
+
+    def summary(self) -> str:
+        return "refused by budget"
 
 
 def error_for_kind(kind: str, message: str, **kw: object) -> CallmError:

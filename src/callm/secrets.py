@@ -10,10 +10,11 @@ import os
 import re
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TypeVar
 
-from callm.errors import ConfigError, KeychainError, MissingKeyError
+from callm.errors import ConfigError, KeychainError, MissingKeyError, UsageError
 
 SERVICE = "callm"
 _T = TypeVar("_T")
@@ -58,14 +59,30 @@ def env_name(provider: str) -> str:
     return "CALLM_" + re.sub(r"[^A-Za-z0-9]", "_", provider).upper() + "_API_KEY"
 
 
+def key_variable_clash(names: list[str]) -> tuple[str, str] | None:
+    """Two provider names that read the same CALLM_<NAME>_API_KEY (`a-b`, `a.b`, `a_b`)."""
+    seen: dict[str, str] = {}
+    for name in names:
+        other = seen.setdefault(env_name(name), name)
+        if other != name:
+            return other, name
+    return None
+
+
 # ---- keychain -----------------------------------------------------------------------------
 
 
 def _timeout() -> float:
+    """CALLM_KEYRING_TIMEOUT seconds (default 5); anything but a positive finite number is
+    a usage error, not a thread that waits forever or a crash."""
+    raw = os.environ.get("CALLM_KEYRING_TIMEOUT", "5")
     try:
-        return float(os.environ.get("CALLM_KEYRING_TIMEOUT", "5"))
+        value = float(raw)
     except ValueError:
-        return 5.0
+        value = float("nan")
+    if not (0 < value < 86400):
+        raise UsageError(f"CALLM_KEYRING_TIMEOUT must be a number of seconds above 0, got {raw!r}")
+    return value
 
 
 def _with_timeout(fn: Callable[[], _T], what: str) -> _T:
@@ -78,12 +95,13 @@ def _with_timeout(fn: Callable[[], _T], what: str) -> _T:
         except BaseException as exc:
             box["error"] = exc
 
+    timeout = _timeout()
     t = threading.Thread(target=target, name="callm-keyring", daemon=True)
     t.start()
-    t.join(_timeout())
+    t.join(timeout)
     if t.is_alive():
         raise KeychainError(
-            f"the OS keychain did not answer within {_timeout():g} s while {what}",
+            f"the OS keychain did not answer within {timeout:g} s while {what}",
             hint="unlock it, or set the key in an environment variable (key_env)",
         )
     if "error" in box:
@@ -97,6 +115,24 @@ def _with_timeout(fn: Callable[[], _T], what: str) -> _T:
     return box.get("value")  # type: ignore[return-value]
 
 
+def _plain_text(kr: object) -> bool:
+    """A backend that keeps keys in a readable file (keyrings.alt's PlaintextKeyring, ...)."""
+    kinds = [kr, *getattr(kr, "backends", ())]  # a ChainerBackend writes to its first
+    return any("plaintext" in type(k).__name__.lower() for k in kinds[:2])
+
+
+def _chosen_explicitly() -> bool:
+    """The user named the backend: PYTHON_KEYRING_BACKEND or keyringrc.cfg's default-keyring."""
+    if os.environ.get("PYTHON_KEYRING_BACKEND"):
+        return True
+    from keyring.core import load_config
+
+    try:
+        return load_config() is not None
+    except Exception:  # a broken keyringrc: keyring itself falls back to its own choice
+        return False
+
+
 def _backend() -> object:
     import keyring
     from keyring.backends import fail
@@ -108,7 +144,29 @@ def _backend() -> object:
             "no OS keychain is available here",
             hint='set key_env = "VAR" for the provider, or CALLM_<NAME>_API_KEY',
         )
+    if _plain_text(kr) and not _chosen_explicitly():
+        raise KeychainError(
+            f"the only keyring backend here ({kr.name}) keeps keys in a plain-text file",
+            hint="set key_env for the provider, or choose it knowingly: "
+            f"PYTHON_KEYRING_BACKEND={name}",
+        )
     return kr
+
+
+def backend_label() -> str:
+    """How `set-key` names where the key went: the OS keychain, or a plain-text file."""
+    kr = _backend()
+    where = "a plain-text file" if _plain_text(kr) else "the OS keychain"
+    return f"{where} ({getattr(kr, 'name', type(kr).__name__)})"
+
+
+def _keychain_lock() -> AbstractContextManager[None]:
+    """Writes hold a lock: a file backend rewrites its whole file, so two concurrent
+    writers would drop each other's keys."""
+    from callm.locking import dir_lock
+    from callm.paths import data_dir
+
+    return dir_lock(data_dir(), "the keychain")
 
 
 def keychain_get(provider: str) -> str | None:
@@ -128,7 +186,9 @@ def keychain_set(provider: str, key: str) -> None:
         kr.set_password(SERVICE, provider, key)  # type: ignore[attr-defined]
         return kr.get_password(SERVICE, provider)  # type: ignore[attr-defined]
 
-    if _with_timeout(put, "storing a key") != key:
+    with _keychain_lock():
+        kept = _with_timeout(put, "storing a key")
+    if kept != key:
         raise KeychainError(
             "the OS keychain accepted the key but did not keep it",
             hint='set key_env = "VAR" for the provider instead',
@@ -148,7 +208,8 @@ def keychain_delete(provider: str) -> bool:
             return False
         return True
 
-    return _with_timeout(delete, "deleting a key")
+    with _keychain_lock():
+        return _with_timeout(delete, "deleting a key")
 
 
 def keychain_name() -> str:
@@ -192,6 +253,8 @@ def resolve_key(
 ) -> str | None:
     """SPEC key resolution: key_env > CALLM_<NAME>_API_KEY > keychain > vendor variable.
     Returns None only for providers configured with key = "none"."""
+    if key_mode == "none":  # the provider takes no key: send none, whatever variable is set
+        return None
     looked: list[str] = []
     if key_env:
         value = os.environ.get(key_env)
@@ -201,14 +264,12 @@ def resolve_key(
                 provider=provider,
                 hint=f"export {key_env}=... or change key_env in the config",
             )
-        return remember(value)
+        return remember(check_key(value, key_env))
     own = env_name(provider)
     value = os.environ.get(own)
     if value:
-        return remember(value)
+        return remember(check_key(value, own))
     looked.append(own)
-    if key_mode == "none":
-        return None
     keychain_problem = ""
     try:
         value = keychain_get(provider)
@@ -221,13 +282,26 @@ def resolve_key(
     for var in vendor_vars:
         value = os.environ.get(var)
         if value:
-            return remember(value)
+            return remember(check_key(value, var))
         looked.append(var)
     raise MissingKeyError(
         f"no API key found; looked in {', '.join(looked)}{keychain_problem}",
         provider=provider,
         hint=f"run `callm providers set-key {provider}` or export {own}",
     )
+
+
+def check_key(key: str, where: str = "the key") -> str:
+    """A key goes into an HTTP header: printable ASCII only. Checked when it is entered, so
+    the mistake is named now rather than at the next call."""
+    for i, c in enumerate(key):
+        if c == "\x00":
+            raise UsageError(f"{where} contains a NUL byte (character {i + 1})")
+        if not c.isascii():
+            raise UsageError(f"{where} contains a non-ASCII character (character {i + 1})")
+        if ord(c) < 0x20 or ord(c) == 0x7F or c == " ":
+            raise UsageError(f"{where} contains a space or control character (character {i + 1})")
+    return key
 
 
 def read_key_stdin(stream: object) -> str:
@@ -238,4 +312,4 @@ def read_key_stdin(stream: object) -> str:
     key = text.strip().splitlines()[0].strip() if text.strip() else ""
     if not key:
         raise ConfigError("--key-stdin: no key on standard input")
-    return remember(key)
+    return remember(check_key(key, "the key on standard input"))

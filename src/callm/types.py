@@ -96,11 +96,24 @@ class Endpoint:
     headers: dict[str, str] = field(default_factory=dict)
     timeout: float = 60.0
     api_version: str | None = None  # azure-openai only
+    region: str | None = None  # bedrock: the AWS region requests are signed for
+    profile: str | None = None  # bedrock: the AWS profile credentials come from
+    key_in_headers: bool = False  # the key went into `headers` (config key_header)
     deadline: float | None = None  # the most one request may take, head and body
     tls: Tls | None = None
 
     def __repr__(self) -> str:  # never show the key in a traceback or log
         return f"Endpoint(name={self.name!r}, driver={self.driver!r}, base_url={self.base_url!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class AwsSigning:
+    """Sign with AWS SigV4 (callm.aws_auth) right before sending: the signature covers the
+    final URL, headers and body bytes, which only callm.transport knows."""
+
+    region: str
+    service: str = "bedrock"
+    profile: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +124,7 @@ class HttpRequest:
     url: str
     headers: dict[str, str] = field(default_factory=dict)
     json: Any = None
+    aws: AwsSigning | None = None  # set: transport signs the request with these
 
     def __repr__(self) -> str:  # headers carry keys
         return f"HttpRequest({self.method} {self.url})"

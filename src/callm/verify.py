@@ -263,6 +263,11 @@ def probe_plan(
                 hint=f"add {target.provider} to the providers to verify",
             )
         return {target.provider: target.model}
+    if "/" in spec:  # PROVIDER/MODEL with a provider that is not configured
+        raise UsageError(
+            f"--probe {spec}: no provider {head!r} is configured",
+            hint=f"name the provider first: --probe {names[0] if names else 'PROVIDER'}/{spec}",
+        )
     return dict.fromkeys(names, spec)
 
 

@@ -1,4 +1,4 @@
-"""Replays EVERY recorded chat interaction in ../shared/conformance through a real HTTP
+"""Replays EVERY recorded chat interaction in tests/conformance/cases through a real HTTP
 server on 127.0.0.1 (same status, headers, body) and checks callm's whole path against the
 recording's independent `expect`: request building, HTTP, framing, parsing, error mapping."""
 

@@ -516,3 +516,15 @@ def test_a_query_in_base_url_stays_after_the_joined_path(driver: str, base: str,
         ep, ChatRequest(model="m", messages=(Message("user", "hi"),))
     )
     assert chat.url.count("?") == 1 and chat.url.endswith(base.partition("?")[2])
+
+
+def test_github_models_lists_its_catalog() -> None:
+    from callm.drivers.openai import OpenAICompatibleDriver
+
+    ep = Endpoint("github", "openai-compatible", "https://models.github.ai/inference", key="gh-x")
+    r = OpenAICompatibleDriver().models_request(ep)
+    assert r.url == "https://models.github.ai/catalog/models"
+    assert r.headers["Authorization"] == "Bearer gh-x"
+    body = b'[{"id": "openai/gpt-4.1", "name": "OpenAI GPT-4.1", "publisher": "OpenAI"}]'
+    models, nxt = OpenAICompatibleDriver().parse_models(ep, body)
+    assert [m.id for m in models] == ["openai/gpt-4.1"] and nxt is None

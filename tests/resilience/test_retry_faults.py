@@ -79,12 +79,22 @@ def test_gemini_retry_info_in_the_body(server: ReplayServer, configure) -> None:
 
 
 def test_wait_is_capped_by_max_delay(server: ReplayServer, configure) -> None:
-    server.add(openai_error(429, "slow down", {"retry-after": "3600"}), openai_ok())
+    server.add(openai_error(429, "slow down", {"retry-after": "0.5"}), openai_ok())
     configure({"lab": ("openai", server.url)}, max_delay=0.6)
     r = callm(*CHAT)
     assert r.code == 0, r.stderr
-    assert "retrying in 0.6 s (attempt 2/3)" in r.stderr
-    assert gap(server) == pytest.approx(0.6, rel=0.10)
+    assert "retrying in 0.5 s (attempt 2/3)" in r.stderr
+    assert gap(server) == pytest.approx(0.5, rel=0.15)
+
+
+def test_a_wait_longer_than_max_delay_fails_at_once(server: ReplayServer, configure) -> None:
+    """Issue 12: sleeping max_delay would not satisfy the server; say what it asked."""
+    server.add(openai_error(429, "slow down", {"retry-after": "3600"}), openai_ok())
+    configure({"lab": ("openai", server.url)}, max_delay=0.6)
+    r = callm(*CHAT)
+    assert r.code == 4, r.stderr
+    assert len(server.seen) == 1
+    assert "the server asked to wait 3600.0 s, more than retry.max_delay (0.6 s)" in r.stderr
 
 
 def test_backoff_without_retry_after_grows(server: ReplayServer, configure) -> None:

@@ -1,17 +1,20 @@
 """The built-in model catalog (data in models.json): context window, max output, prices in USD
-per million tokens with the date and page they were read from, and capabilities.
-Stdlib only. Unknown models are simply absent: their price is unknown, never 0."""
+per million tokens with the date and page they were read from, and capabilities. The file is
+validated by catalog/schema.py. Unknown models are simply absent: their price is unknown,
+never 0."""
 
 from __future__ import annotations
 
-import json
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from callm.types import ModelInfo, Price
+
+if TYPE_CHECKING:
+    from callm.catalog.schema import CatalogModel
 
 CAPABILITIES = ("vision", "tools", "reasoning", "json", "streaming")
 
@@ -21,7 +24,11 @@ _DRIVER_VENDOR = {
     "openai-responses": "openai",
     "anthropic": "anthropic",
     "gemini": "gemini",
+    "bedrock": "bedrock",
 }
+# Bedrock's geographic inference profiles: `us.anthropic.claude-...` is priced as the model's
+# in-Region id (AWS charges the source Region's rate); `global.` ids have rows of their own.
+_BEDROCK_GEO = re.compile(r"^(?:us|eu|apac|jp|au|ca|us-gov)\.")
 
 # Suffixes a vendor adds to a model id for a dated snapshot or a moving alias.
 _SUFFIXES = (
@@ -34,43 +41,37 @@ _SUFFIXES = (
 _HERE = Path(__file__).parent  # the JSON files ship beside this module
 
 
-def _price(row: dict[str, Any]) -> Price | None:
-    p = row.get("price")
-    if not isinstance(p, dict):
+def _price(row: CatalogModel) -> Price | None:
+    if row.price is None:
         return None
-    checked = row.get("price_checked") or ""
-    return Price(
-        input=p.get("input"),
-        output=p.get("output"),
-        cached_input=p.get("cached_input"),
-        cache_write=p.get("cache_write"),
-        source=f"catalog {checked}".strip(),
-    )
+    return Price(**dict(row.price), source=f"catalog {row.price_checked or ''}".strip())
 
 
-def _info(row: dict[str, Any]) -> ModelInfo:
-    extra = {k: row[k] for k in ("price_checked", "source", "aliases", "notes") if row.get(k)}
+def _info(row: CatalogModel) -> ModelInfo:
+    extra = {k: getattr(row, k) for k in ("price_checked", "source", "aliases", "notes")}
     return ModelInfo(
-        provider=row["provider"],
-        id=row["id"],
-        context_window=row.get("context_window"),
-        max_output=row.get("max_output"),
+        provider=row.provider,
+        id=row.id,
+        context_window=row.context_window,
+        max_output=row.max_output,
         price=_price(row),
-        capabilities=tuple(c for c in CAPABILITIES if c in row.get("capabilities", ())),
-        display_name=row.get("display_name"),
-        extra=extra,
+        capabilities=tuple(c for c in CAPABILITIES if c in row.capabilities),
+        display_name=row.display_name,
+        extra={k: v for k, v in extra.items() if v},
     )
 
 
 @lru_cache(maxsize=1)
 def _data() -> tuple[dict[tuple[str, str], ModelInfo], dict[tuple[str, str], str]]:
-    raw = json.loads(_HERE.joinpath("models.json").read_text("utf-8"))
+    from callm.catalog.schema import ModelCatalog, load
+
+    text = _HERE.joinpath("models.json").read_text("utf-8")
     rows: dict[tuple[str, str], ModelInfo] = {}
     aliases: dict[tuple[str, str], str] = {}
-    for row in raw["models"]:
+    for row in load(ModelCatalog.model_validate_json, text, "models.json").models:
         info = _info(row)
         rows[(info.provider, info.id)] = info
-        for alias in row.get("aliases", ()):
+        for alias in row.aliases:
             aliases[(info.provider, alias)] = info.id
     return rows, aliases
 
@@ -134,6 +135,8 @@ def lookup(
     head, sep, tail = model.partition("/")
     if sep and head in vendors() and tail:
         attempts.append((head, tail))
+    if vendor == "bedrock" and _BEDROCK_GEO.match(model):
+        attempts.append((vendor, _BEDROCK_GEO.sub("", model)))
     for v, mid in attempts:
         for cand in _candidates(mid):
             key = (v, aliases.get((v, cand), cand))

@@ -1,8 +1,7 @@
-"""The built-in provider templates (data in providers.json). Stdlib only."""
+"""The built-in provider templates (data in providers.json, validated by catalog/schema.py)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -24,19 +23,13 @@ class ProviderTemplate:
 
 @lru_cache(maxsize=1)
 def catalog() -> dict[str, ProviderTemplate]:
-    raw = json.loads(_HERE.joinpath("providers.json").read_text("utf-8"))
+    from callm.catalog.schema import ProviderCatalog, load
+
+    text = _HERE.joinpath("providers.json").read_text("utf-8")
+    rows = load(ProviderCatalog.validate_json, text, "providers.json")
     return {
-        name: ProviderTemplate(
-            name=name,
-            driver=row["driver"],
-            base_url=row.get("base_url"),
-            key_env=tuple(row.get("key_env", ())),
-            key=row.get("key", "keychain"),
-            docs_url=row.get("docs_url", ""),
-            default_model=row.get("default_model"),
-            description=row.get("description", ""),
-        )
-        for name, row in raw.items()
+        name: ProviderTemplate(name=name, **{**dict(row), "key_env": tuple(row.key_env)})
+        for name, row in rows.items()
     }
 
 

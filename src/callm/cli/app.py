@@ -5,6 +5,7 @@ become exit codes and one-line messages."""
 # compile and evaluate every annotation string (twice) each time it builds a command.
 
 import importlib
+import os
 import sys
 from collections.abc import Callable, Iterator, MutableMapping
 from functools import partial
@@ -30,6 +31,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Serve the OpenAI, Anthropic and Ollama APIs locally.",
     ),
     "routes": ("callm.cli.routes", "app", "Routes: one name for several models and a strategy."),
+    "schema": ("callm.cli.schema", "schema", "Print the JSON Schema of a --json output."),
+    "logs": ("callm.cli.logs", "app", "Logged calls: list, search, show, remove; logging on/off."),
+    "templates": ("callm.cli.templates", "app", "Saved prompts: save, list, show, edit, rm."),
 }
 
 
@@ -158,8 +162,41 @@ def root(
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point. Never lets a traceback reach the user (unless --verbose)."""
     args = sys.argv[1:] if argv is None else argv
+    _stop_on_signals()
+    _closed_streams()
     code = run(args)
     sys.exit(code)
+
+
+def _closed_streams() -> None:
+    """`callm ... >&-` or `2>&-` leave sys.stdout/sys.stderr None: write to the null device
+    instead (marked, so `chat` can refuse to spend money on a reply nobody can read)."""
+    import os
+
+    for name in ("stderr", "stdout"):
+        if getattr(sys, name) is None:
+            stream = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - lives until exit
+            stream.callm_closed = True  # type: ignore[attr-defined]
+            setattr(sys, name, stream)
+
+
+def _stop_on_signals() -> None:
+    """SIGTERM and SIGHUP (`timeout`, a closed terminal, a service manager) stop a call the
+    way Ctrl-C does, so its text and its usage row are kept. A second signal while that
+    cleanup runs is ignored: the row must not be lost half-written."""
+    import signal
+
+    from callm.errors import Interrupted
+
+    def stop(signum: int, frame: object) -> None:
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN)
+        raise Interrupted(signum)
+
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None and signal.getsignal(sig) is signal.SIG_DFL:
+            signal.signal(sig, stop)
 
 
 GLOBAL_FLAGS = frozenset({"--json", "--quiet", "-q", "--no-color", "--verbose", "-v"})
@@ -176,7 +213,9 @@ def hoist_global_options(args: list[str]) -> list[str]:
         if a == "--":
             rest += args[i:]
             break
-        if a in GLOBAL_FLAGS:
+        if a in ("-q", "--query") and rest[:1] == ["logs"]:  # `logs -q TEXT` searches
+            rest.append(a)
+        elif a in GLOBAL_FLAGS:
             front.append(a)
         elif a == "--config" and i + 1 < len(args):
             front += [a, args[i + 1]]
@@ -189,9 +228,40 @@ def hoist_global_options(args: list[str]) -> list[str]:
     return front + rest
 
 
+def _check_args(args: list[str]) -> None:
+    """Bytes that are not UTF-8 arrive as lone surrogates: a usage error, named here."""
+    for i, arg in enumerate(args, 1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            from callm.errors import UsageError
+
+            bad = arg[exc.start].encode("utf-8", "surrogateescape").hex()
+            raise UsageError(
+                f"argument {i} is not valid UTF-8 (byte 0x{bad} at character {exc.start})"
+            ) from None
+
+
+def _command_index(args: list[str]) -> int:
+    """Where the sub-command's name is, once global options are in front."""
+    i = 0
+    while i < len(args) and (args[i] in GLOBAL_FLAGS or args[i].startswith("--config")):
+        i += 2 if args[i] == "--config" else 1
+    return i
+
+
 def run(args: list[str]) -> int:
+    # pydantic looks for plugins (an entry-point scan of every installed package, ~25-50 ms)
+    # when it builds the first model; callm uses none. A value the user set still wins.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     args = hoist_global_options(args)
+    i = _command_index(args)
+    if args[i : i + 1] == ["logs"]:
+        from callm.cli.logs import default_to_list
+
+        args = args[:i] + default_to_list(args[i:])
     try:
+        _check_args(args)
         result = app(args=args, prog_name="callm", standalone_mode=False)
         return result if isinstance(result, int) else 0
     except BaseException as exc:  # this is the one place that decides

@@ -3,13 +3,14 @@
 # No `from __future__ import annotations` in modules that define commands: typer would then
 # compile and evaluate every annotation string (twice) each time it builds a command.
 
+import json
 import sys
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from callm.cli.context import State, state
-from callm.errors import EXIT_INTERRUPTED, UsageError
+from callm.cli.context import State, number, state
+from callm.errors import UsageError
 
 if TYPE_CHECKING:
     from callm.engine import CallOutcome, CallSpec
@@ -91,6 +92,17 @@ def chat(
         ),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+    cont: Annotated[
+        bool, typer.Option("--continue", "-c", help="Continue the latest conversation.")
+    ] = False,
+    cid: Annotated[
+        str | None, typer.Option("--cid", metavar="ID", help="Continue this conversation.")
+    ] = None,
+    no_log: Annotated[bool, typer.Option("--no-log", help="Do not log this call.")] = False,
+    template: Annotated[
+        str | None,
+        typer.Option("--template", "-t", metavar="NAME", help="Start from a saved template."),
+    ] = None,
 ) -> None:
     from callm.engine import CallSpec
     from callm.options import parse_options
@@ -99,6 +111,12 @@ def chat(
     st = state(ctx)
     if json_out:
         st.out.json_mode = True
+    number(temperature, "--temperature")
+    number(max_cost, "--max-cost")
+    if getattr(sys.stdout, "callm_closed", False) and not estimate:
+        raise UsageError("standard output is closed: the reply would be lost")
+    if model is not None and not model.strip():
+        raise UsageError("-m/--model is empty", hint="pass -m PROVIDER/MODEL, e.g. -m sim")
     if timeout is not None and not 0 < timeout < float("inf"):
         raise UsageError(f"--timeout must be a number of seconds greater than 0, not {timeout:g}")
     files = list(attach or [])
@@ -106,32 +124,62 @@ def chat(
         raise UsageError("-a - can be given once: stdin holds one file")
     atts = _attachments(files)
     text = _prompt_text(prompt or [], stdin_taken="-" in files)
+    options = parse_options(option or [])
+    if template:  # flags given with -t win over the template's
+        from callm.templates import apply
+
+        t = apply(
+            st.config(), template, text, model=model, system=system, options=options, schema=schema
+        )
+        text, model, system, options, schema = t.text, t.model, t.system, t.options, t.schema
     spec = CallSpec(
         model=model,
-        messages=[Message("user", text)] if text else [],
+        messages=[],
         system=system,
         temperature=temperature,
         max_tokens=max_tokens,
         stream=not no_stream,
-        options=parse_options(option or []),
+        options=options,
         fallbacks=list(fallback or []),
         schema=_schema(schema),
         attachments=atts,
+        log=False if no_log else None,
         timeout=timeout,
     )
+    history = _conversation(st, spec, cont, cid)
     if not text and atts:
         text = "Describe the attached file." if len(atts) == 1 else "Describe the attached files."
-        spec.messages = [Message("user", text)]
     if not text:
         if _isatty(sys.stdin) and _isatty(sys.stdout) and not (estimate or st.out.json_mode):
-            raise typer.Exit(_interactive(st, spec))
-        raise UsageError("no prompt given", hint='callm chat -m sim "hello", or pipe text on stdin')
+            from callm.cli.repl import session
+
+            raise typer.Exit(session(st, spec, history))
+        hint = 'callm chat -m sim "hello", or pipe text on stdin'
+        if template:
+            hint = f"template {template!r} fills $input from the arguments or stdin"
+        raise UsageError("no prompt given", hint=hint)
+    spec.messages = [*history, Message("user", text)]
+    if history:
+        from callm.conversations import fit
+
+        fit(st.config(), spec, st.out.warn)
     if estimate or max_cost is not None:
-        _estimate(st, spec, text, max_cost, print_only=estimate)
+        _estimate(st, spec, max_cost, print_only=estimate)
         if estimate:
             return
     outcome = _run(st, spec)
+    if st.out.json_mode and spec.log is not False and st.config().log_prompts:
+        outcome.cid = spec.cid  # shown in --json: what `chat --cid` continues
     raise typer.Exit(_finish(st, outcome))
+
+
+def _conversation(st: State, spec: "CallSpec", cont: bool, cid: str | None) -> list[Any]:
+    """The turns of the conversation this call continues (-c, --cid), or none: a new one."""
+    from callm import conversations
+
+    history = conversations.resume(st.config(), spec, cid, st.out.warn) if cont or cid else []
+    spec.cid = spec.cid or conversations.new_cid()
+    return history
 
 
 def _attachments(files: list[str]) -> tuple[Any, ...]:
@@ -159,7 +207,21 @@ def _prompt_text(words: list[str], stdin_taken: bool = False) -> str:
             raise UsageError(f"cannot read the prompt from stdin: {exc}") from None
         if piped.strip():
             text = f"{text}\n\n{piped}" if text else piped
+    _check_utf8(text, "the prompt")
     return text
+
+
+def _check_utf8(text: str, what: str) -> None:
+    """Bytes that are not UTF-8 arrive as lone surrogates (surrogateescape): name them here
+    rather than fail while encoding the request."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = text[exc.start].encode("utf-8", "surrogateescape")
+        raise UsageError(
+            f"{what} is not valid UTF-8 (byte 0x{bad.hex()} at character {exc.start})",
+            hint="convert it first, e.g. `iconv -f latin1 -t utf-8`",
+        ) from None
 
 
 def _isatty(stream: Any) -> bool:
@@ -170,24 +232,35 @@ def _isatty(stream: Any) -> bool:
         return False
 
 
-def _estimate(
-    st: State, spec: "CallSpec", text: str, max_cost: float | None, print_only: bool
-) -> None:
+def _estimate(st: State, spec: "CallSpec", max_cost: float | None, print_only: bool) -> None:
+    """Counts every message sent: a continued conversation's history too."""
     from callm.endpoints import resolve_target
     from callm.pricing import check_budget, estimate
 
     cfg = st.config()
     target = resolve_target(cfg, spec.model)
+    text = "\n".join(m.content for m in spec.messages)
     prompt = f"{spec.system}\n{text}" if spec.system else text
     extra = 0
     if spec.attachments:
         from callm.attachments import attachment_tokens
 
         extra = sum(attachment_tokens(target.config.driver, a) for a in spec.attachments)
-    est = estimate(cfg, target.provider, target.model, prompt, spec.max_tokens, extra=extra)
+    est = estimate(
+        cfg,
+        target.provider,
+        target.model,
+        prompt,
+        spec.max_tokens,
+        messages=len(spec.messages),
+        extra=extra,
+    )
     if print_only:
         if st.out.json_mode:
-            st.out.emit_json({"model": target.model, "provider": target.provider, **_est_dict(est)})
+            from callm.outputs import dump
+
+            est_json = {"model": target.model, "provider": target.provider, **_est_dict(est)}
+            st.out.emit_json(dump("chat-estimate", est_json))
         else:
             st.out.data(_est_line(target.label, est))
         return
@@ -239,12 +312,18 @@ def _run(st: State, spec: "CallSpec") -> "CallOutcome":
     sink = _sink(st, spec.schema is not None)
     try:
         outcome = call(cfg, spec, sink or (lambda ev: None), st.out.info)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        from callm.errors import interrupt_exit_code
+
         _close(sink)
         if st.out.json_mode:
-            st.out.emit_json({"error": {"kind": "interrupted", "message": "interrupted"}})
+            from callm.outputs import dump
+
+            st.out.emit_json(
+                dump("error", {"error": {"kind": "interrupted", "message": "interrupted"}})
+            )
         st.out.stderr.write("\ninterrupted\n")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        raise typer.Exit(interrupt_exit_code(exc)) from None
     except PipeClosed:
         from callm.cli.errors import _silence_stdout
 
@@ -272,11 +351,11 @@ def _finish(st: State, o: "CallOutcome") -> int:
 
     err = o.error
     if st.out.json_mode:
-        st.out.emit_json(_json(o))
+        from callm.outputs import dump
+
+        st.out.emit_json(dump("chat", _json(o)))
     if err is not None:  # one line on stderr in every mode; the text that arrived stays
-        st.out.stderr.write(f"error: {scrub(err.one_line())}\n")
-        if err.hint:
-            st.out.stderr.write(f"hint: {scrub(err.hint)}\n")
+        st.out.error(scrub(err.one_line()), scrub(err.hint) if err.hint else None)
         return err.exit_code
     if o.parsed is not None and not st.out.json_mode:
         _print_parsed(st, o.parsed)
@@ -287,7 +366,6 @@ def _finish(st: State, o: "CallOutcome") -> int:
 
 def _print_parsed(st: State, obj: Any) -> None:
     """A checked --schema reply: indented on a terminal, one line in a pipe."""
-    import json
 
     indent = 2 if st.out.rich_stdout else None
     try:
@@ -314,9 +392,10 @@ def _json(o: "CallOutcome") -> dict[str, Any]:
     from callm.secrets import scrub
 
     r = o.result
+    err = o.error  # a call refused before any model was tried still names the model
     obj: dict[str, Any] = {
-        "model": o.target.model if o.target else None,
-        "provider": o.target.provider if o.target else None,
+        "model": o.target.model if o.target else err.model if err else None,
+        "provider": o.target.provider if o.target else err.provider if err else None,
         "text": r.text,
         "finish_reason": r.finish_reason,
         "usage": {**o.usage.as_dict(), "source": o.usage_source},
@@ -338,43 +417,6 @@ def _json(o: "CallOutcome") -> dict[str, Any]:
         ]
     if o.error is not None:
         obj["error"] = {"kind": o.error.kind, "message": scrub(o.error.one_line())}
+    if o.cid:
+        obj["conversation"] = o.cid
     return obj
-
-
-def _interactive(st: State, spec: "CallSpec") -> int:
-    """A multi-turn session; history stays in memory only."""
-    from callm.endpoints import resolve_target
-    from callm.types import Message
-
-    target = resolve_target(st.config(), spec.model)
-    st.out.info(f"chatting with {target.label}; /exit or Ctrl-D to leave")
-    history: list[Message] = []
-    while True:
-        try:
-            line = input("> ")
-        except EOFError:
-            st.out.info("")
-            return 0
-        except KeyboardInterrupt:
-            st.out.info("")
-            return EXIT_INTERRUPTED
-        if line.strip() in ("/exit", "/quit"):
-            return 0
-        if not line.strip():
-            continue
-        history.append(Message("user", line))
-        spec.messages = list(history)
-        try:
-            o = _run(st, spec)
-        except typer.Exit as exc:  # Ctrl-C during a reply ends the reply, not the session
-            if exc.exit_code != EXIT_INTERRUPTED:
-                raise
-            history.pop()
-            continue
-        if o.error is not None:
-            _finish(st, o)
-            history.pop()
-            continue
-        history.append(Message("assistant", o.result.text))
-        if not st.out.quiet:
-            st.out.info(_summary(o))

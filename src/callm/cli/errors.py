@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from callm.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CallmError
+from callm.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CallmError, interrupt_exit_code
 
 
 def handle(exc: BaseException, *, verbose: bool = False, json_mode: bool = False) -> int:
@@ -19,7 +19,7 @@ def handle(exc: BaseException, *, verbose: bool = False, json_mode: bool = False
         return EXIT_OK
     if isinstance(exc, KeyboardInterrupt) or _is_abort(exc):
         sys.stderr.write("\ninterrupted\n")
-        return EXIT_INTERRUPTED
+        return interrupt_exit_code(exc)
     exit_code = getattr(exc, "exit_code", None)
     if _is_click_exception(exc):
         if exit_code == 0:
@@ -62,9 +62,11 @@ def _print_error(msg: str, hint: str | None, json_mode: bool, kind: str) -> None
             sys.stdout.flush()
     except BrokenPipeError:
         _silence_stdout()
-    sys.stderr.write(f"error: {msg}\n")
+    from callm.render.output import for_stream
+
+    sys.stderr.write(for_stream(sys.stderr, f"error: {msg}\n"))
     if hint:
-        sys.stderr.write(f"hint: {hint}\n")
+        sys.stderr.write(for_stream(sys.stderr, f"hint: {hint}\n"))
     sys.stderr.flush()
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from callm.cli.context import state
+from callm.cli.context import number, state
 
 if TYPE_CHECKING:
     from callm.model_query import Row
@@ -29,16 +29,17 @@ def sync(
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds per provider.")] = 30.0,
 ) -> None:
     """Fetch each provider's model list and store it, merged with the built-in catalog."""
-    from callm.errors import EXIT_FAILED, UsageError
+    from callm.errors import EXIT_FAILED
     from callm.sync import sync_many
 
-    if timeout <= 0:
-        raise UsageError("--timeout must be positive")
+    number(timeout, "--timeout", positive=True)
     st = state(ctx)
     results = sync_many(st.config(), providers or [], timeout)
     out = st.out
     if out.json_mode:
-        out.emit_json([r.as_dict() for r in results])
+        from callm.outputs import dump
+
+        out.emit_json(dump("models-sync", [r.as_dict() for r in results]))
     else:
         if not results:
             out.info("no enabled providers to sync; add one with `callm providers add NAME`")
@@ -84,7 +85,9 @@ def list_(
     chosen = select(rows(st.config(), provider), capability, sort)
     out = st.out
     if out.json_mode:
-        out.emit_json([r.as_dict() for r in chosen])
+        from callm.outputs import dump
+
+        out.emit_json(dump("models-list", [r.as_dict() for r in chosen]))
         return
     if not chosen:
         out.info("no models match" + (f" for {provider}" if provider else ""))
@@ -144,7 +147,9 @@ def show(
     row = find(st.config(), model)
     d = row.as_dict()
     if st.out.json_mode:
-        st.out.emit_json(d)
+        from callm.outputs import dump
+
+        st.out.emit_json(dump("models-show", d))
         return
     p = d.pop("price") or {}
     extra = d.pop("extra") or {}
@@ -189,8 +194,7 @@ def default(
         else:
             out.info("no default model set; try `callm models default sim/sim-small`")
         return
-    new = set_default(cfg, model)
-    st.save(new)
+    new = st.update(lambda now: set_default(now, model))
     if out.json_mode:
         out.emit_json({"default_model": model})
         return

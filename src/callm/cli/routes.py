@@ -18,7 +18,9 @@ def routes_list(ctx: typer.Context) -> None:
     st = state(ctx)
     routes = st.config().routes
     if st.out.json_mode:
-        st.out.emit_json({name: r.to_dict() for name, r in routes.items()})
+        from callm.outputs import dump
+
+        st.out.emit_json(dump("routes-list", {name: r.to_dict() for name, r in routes.items()}))
         return
     if not routes:
         st.out.info("no routes; add a [routes.NAME] table to the config (see README)")
@@ -50,7 +52,10 @@ def explain(
     choice = choose(cfg, name, needs)
     order = [t.label for t in choice.targets]
     if st.out.json_mode:
-        st.out.emit_json({"route": name, "chosen": order[0], "order": order, "why": choice.why})
+        from callm.outputs import dump
+
+        data = {"route": name, "chosen": order[0], "order": order, "why": choice.why}
+        st.out.emit_json(dump("routes-explain", data))
         return
     st.out.data(order[0])
     for line in choice.why:

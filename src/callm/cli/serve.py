@@ -87,7 +87,9 @@ def token_create(
     st = state(ctx)
     token = create(name, budget, list(model or []) or None)
     if st.out.json_mode:
-        st.out.emit_json({"name": name, "token": token})
+        from callm.outputs import dump
+
+        st.out.emit_json(dump("serve-token-create", {"name": name, "token": token}))
         return
     st.out.data(token)
     st.out.info(f"token {name!r} created; it is shown only this once")
@@ -103,16 +105,21 @@ def token_list(ctx: typer.Context) -> None:
     st = state(ctx)
     tokens = list_all()
     if st.out.json_mode:
+        from callm.outputs import dump
+
         st.out.emit_json(
-            [
-                {
-                    "name": t.name,
-                    "created": t.created,
-                    "budget_usd_day": t.budget_usd_day,
-                    "models": list(t.models) if t.models is not None else None,
-                }
-                for t in tokens
-            ]
+            dump(
+                "serve-token-list",
+                [
+                    {
+                        "name": t.name,
+                        "created": t.created,
+                        "budget_usd_day": t.budget_usd_day,
+                        "models": list(t.models) if t.models is not None else None,
+                    }
+                    for t in tokens
+                ],
+            ),
         )
         return
     rows = [

@@ -49,7 +49,9 @@ def report(
     hi = rep.parse_when(until, until=True) if until else None
     data = rep.report(since=lo, until=hi, by=by, provider=provider)
     if json_mode:
-        st.out.emit_json(data)
+        from callm.outputs import dump
+
+        st.out.emit_json(dump("usage-report", data))
     elif csv_out:
         st.out.stdout.write(rep.to_csv(data))
         st.out.stdout.flush()
@@ -120,3 +122,50 @@ def _chart(out: Any, groups: list[dict[str, Any]]) -> None:
         bar = "█" * int(n) + ("▌" if n - int(n) >= 0.5 else "")
         t.add_row(g["key"], f"[cyan]{bar or '▏'}[/]", _usd(g["cost_usd"]))
     out.console().print(t)
+
+
+@app.command("budget")
+def budget(
+    ctx: typer.Context,
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
+) -> None:
+    """Each [budgets] limit: spent, held by calls in flight, limit, left, period end."""
+    from callm.budgets import status
+
+    st = state(ctx)
+    cfg = st.config()
+    rows = status(cfg)
+    for name in sorted(set(cfg.budgets.providers) - {*cfg.providers, "sim"}):
+        st.out.warn(f"budgets.providers.{name}: no provider {name!r} is configured")
+    if json_out or st.out.json_mode:
+        st.out.emit_json(rows)
+        return
+    if not rows:
+        st.out.info("no budgets configured; add daily/monthly limits under [budgets]")
+        return
+    _budget_table(st.out, rows)
+
+
+def _budget_table(out: Any, rows: list[dict[str, Any]]) -> None:
+    from callm.budgets import usd
+
+    columns = ["budget", "spent", "held", "limit", "left", "used", "period ends"]
+    cells = []
+    for r in rows:
+        used = f"{r['used']:.0%}" + (" !" if r["alert"] else "")
+        if out.rich_stdout:  # a bar on a terminal
+            n = int(min(r["used"], 1.0) * 10)
+            colour = "red" if r["used"] >= 1 else "yellow" if r["alert"] else "green"
+            used = f"[{colour}]{'█' * n}{'░' * (10 - n)}[/] {r['used']:.0%}"
+        cells.append(
+            [
+                r["budget"],
+                usd(r["spent_usd"]),
+                usd(r["reserved_usd"]),
+                usd(r["limit_usd"]),
+                usd(r["left_usd"]),
+                used,
+                r["period_end"][:16].replace("T", " "),
+            ]
+        )
+    out.table(columns, cells)

@@ -54,6 +54,15 @@ def check_provider_name(name: str) -> str:
     return name
 
 
+def check_template_name(name: str) -> str:
+    if not _PROVIDER_NAME.fullmatch(name):
+        raise ValueError(
+            f"bad template name {name!r}: use letters, digits, '.', '_' and '-' "
+            "(starting with a letter or digit)"
+        )
+    return name
+
+
 # ---- pydantic's errors in the file's words --------------------------------------------------
 
 _EXPECTED = {
@@ -89,6 +98,8 @@ def _message(err: Any) -> str:
         return f"must be greater than {ctx['gt']:g}, not {value!r}"
     if kind == "greater_than_equal":
         return f"must be at least {ctx['ge']:g}, not {value!r}"
+    if kind == "less_than_equal":
+        return f"must be at most {ctx['le']:g}, not {value!r}"
     if kind == "literal_error":
         return f"must be one of {ctx['expected'].replace(' or ', ', ')}, not {value!r}"
     if kind in _EXPECTED:
@@ -133,9 +144,30 @@ def _driver(value: str) -> str:
     return value
 
 
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP field name (RFC 9110 5.1)
+
+
+def _header_name(value: str) -> str:
+    if not _TOKEN.fullmatch(value):
+        raise ValueError(f"{value!r} is not an HTTP header name")
+    return value
+
+
 def _url(value: str) -> str:
     if "://" not in value:
         raise ValueError(f"base_url must be a URL like https://host/v1, got {value!r}")
+    return value
+
+
+def _aws_region(value: str) -> str:
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", value):
+        raise ValueError(f"region must be an AWS region like us-east-1, got {value!r}")
+    return value
+
+
+def _endpoint_url(value: str) -> str:
+    if "://" not in value:
+        raise ValueError(f"endpoint_url must be a URL like https://host, got {value!r}")
     return value
 
 
@@ -174,12 +206,13 @@ class _Section(BaseModel):
     def to_dict(self, *, skip_defaults: bool = False) -> dict[str, Any]:
         """Fields without None values; with `skip_defaults`, only what differs from the
         default (what the config file needs to say)."""
-        return self.model_dump(exclude_none=True, exclude_defaults=skip_defaults)
+        return self.model_dump(exclude_none=True, exclude_defaults=skip_defaults, by_alias=True)
 
 
-def updated(model: _M, **changes: Any) -> _M:
-    """`model` with `changes`, validated like a new one (SchemaError when a value is bad)."""
-    return type(model)(**{**dict(model), **changes})
+def updated(section: _M, /, **changes: Any) -> _M:
+    """`section` with `changes`, validated like a new one (SchemaError when a value is bad).
+    Positional-only, so a section may have a field named `model` (templates do)."""
+    return type(section)(**{**dict(section), **changes})
 
 
 class ProviderConfig(_Section):
@@ -192,12 +225,20 @@ class ProviderConfig(_Section):
     timeout: Seconds = 60.0  # read timeout
     connect_timeout: Seconds = 10.0
     headers: dict[str, str] = Field(default_factory=dict)
+    # The header that carries the key (`x-api-key`), when not the driver's own; the key itself
+    # stays in the keychain or a variable, never in this file.
+    key_header: Annotated[str, AfterValidator(_header_name)] | None = None
+    key_prefix: str | None = None  # put before the key in key_header ("Bearer ")
     models: list[str] | None = None
     api_version: str | None = None  # azure-openai
     deadline: Seconds | None = None  # the most one request may take, however slow the reply
     ca_bundle: str | None = None  # TLS for a corporate gateway: PEM CA file or directory,
     client_cert: str | None = None  # and a client certificate (PEM)
     client_key: str | None = None  # with its key, when not in client_cert
+    # bedrock: AWS region, profile (credential chain), and an endpoint other than AWS's own
+    region: Annotated[str, AfterValidator(_aws_region)] | None = None
+    profile: str | None = None
+    endpoint_url: Annotated[str, AfterValidator(_endpoint_url)] | None = None
 
 
 class RetryConfig(_Section):
@@ -239,15 +280,61 @@ class RouteConfig(_Section):
         return self
 
 
+TemplateName = Annotated[str, AfterValidator(check_template_name)]
+
+
+class TemplateConfig(_Section):
+    """[templates.NAME]: a saved prompt with its model, system prompt and options."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
+    model: str | None = None
+    system: str | None = None
+    prompt: str | None = None  # `$input` is what `callm chat -t NAME` is given
+    options: dict[str, Any] = Field(default_factory=dict)  # driver options, as -o gives them
+    # JSON schema for the reply; `schema` in the file (the name is taken on BaseModel)
+    schema_: str | None = Field(default=None, alias="schema")
+
+
+def _timezone(value: str) -> str:
+    """An IANA zone name ("Europe/Berlin"); zoneinfo is imported only when one is given."""
+    from zoneinfo import ZoneInfo
+
+    try:
+        ZoneInfo(value)
+    except (ValueError, OSError, LookupError):
+        raise ValueError(f"unknown time zone {value!r} (an IANA name like Europe/Berlin)") from None
+    return value
+
+
+class BudgetLimits(_Section):
+    """USD per calendar day / month; None = no limit for that period."""
+
+    daily: NonNegative | None = None
+    monthly: NonNegative | None = None
+
+
+class BudgetsConfig(_Section):
+    """`[budgets]`: overall limits, and per provider under `[budgets.providers.NAME]`."""
+
+    daily: NonNegative | None = None
+    monthly: NonNegative | None = None
+    alert_at: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 0.8  # share of a limit
+    timezone: Annotated[str, AfterValidator(_timezone)] | None = None  # default: local time
+    allow_unpriced: bool = False
+    providers: dict[ProviderName, BudgetLimits] = Field(default_factory=dict)
+
+
 class Config(_Section):
     default_model: str | None = None
-    log_prompts: bool = False
+    log_prompts: bool = True  # the call log (callm logs); `callm logs off` sets it false
     providers: dict[ProviderName, ProviderConfig] = Field(default_factory=dict)
     aliases: dict[str, str] = Field(default_factory=dict)
     fallbacks: dict[str, list[str]] = Field(default_factory=dict)
     retry: RetryConfig = Field(default_factory=RetryConfig)
     pricing: dict[str, PriceOverride] = Field(default_factory=dict)
     routes: dict[str, RouteConfig] = Field(default_factory=dict)
+    templates: dict[TemplateName, TemplateConfig] = Field(default_factory=dict)
+    budgets: BudgetsConfig = Field(default_factory=BudgetsConfig)
 
     def to_toml_dict(self) -> dict[str, Any]:
         """What gets written: defaults left out so the file stays short and readable."""

@@ -14,6 +14,7 @@ DRIVERS: dict[str, str] = {
     "anthropic": "callm.drivers.anthropic:AnthropicDriver",
     "gemini": "callm.drivers.gemini:GeminiDriver",
     "ollama": "callm.drivers.ollama:OllamaDriver",
+    "bedrock": "callm.drivers.bedrock:BedrockDriver",
     "sim": "callm.drivers.sim:SimDriver",
 }
 

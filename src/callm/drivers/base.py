@@ -296,13 +296,13 @@ def error_from_http(
 
 
 def body_text(body: bytes, limit: int = 300) -> str:
-    """A short readable excerpt of a non-JSON body (e.g. an HTML error page)."""
+    """A short readable excerpt of a non-JSON body (an HTML page: its title)."""
     text = body[:4096].decode("utf-8", "replace")
     if "<html" in text.lower() or "<!doctype" in text.lower():
         import re
 
         title = re.search(r"<title>(.*?)</title>", text, re.I | re.S)
-        text = title.group(1) if title else "HTML error page"
+        text = title.group(1) if title else "an HTML page without a title"
     text = " ".join(text.split())
     return text[:limit] + ("..." if len(text) > limit else "")
 

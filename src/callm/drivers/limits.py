@@ -44,6 +44,10 @@ LIMITS: dict[str, Limits] = {
         temperature=None, top_p=(0.0, 1.0), image_bytes=None, request_bytes=None, takes_pdf=False
     ),
     "sim": Limits(image_bytes=None, pdf_bytes=None, request_bytes=None),
+    # Converse: temperature 0..1; images up to 3.75 MB and documents up to 4.5 MB each
+    "bedrock": Limits(
+        temperature=(0.0, 1.0), image_bytes=3_932_160, pdf_bytes=4_718_592, request_bytes=None
+    ),
 }
 
 # -o options whose type a driver knows: a string that reads as a number is that number.

@@ -162,6 +162,10 @@ def _delta_extras(delta: Mapping[str, Any], append: Callable[[StreamEvent], None
         _tool_calls([{"index": 0, "function": fc}], append)
 
 
+# GitHub Models: chat under /inference, the model list (a bare JSON array) under /catalog
+GITHUB_MODELS = "https://models.github.ai"
+
+
 class ChatStreamParser:
     """Chat Completions SSE -> events. The hot path per chunk: the JSON scan (see
     SSEJSONReader) and a handful of dict lookups for a text-only delta."""
@@ -292,7 +296,7 @@ class OpenAIChatDriver:
         headers = {"Content-Type": "application/json"}
         if ep.key:
             headers["Authorization"] = f"Bearer {ep.key}"
-        elif self.key_required:
+        elif self.key_required and not ep.key_in_headers:
             raise MissingKeyError(
                 f"provider {ep.name!r} has no API key",
                 provider=ep.name,
@@ -351,7 +355,10 @@ class OpenAIChatDriver:
     def models_request(self, ep: Endpoint, page_token: str | None = None) -> HttpRequest:
         headers = self._headers(ep)
         del headers["Content-Type"]
-        return HttpRequest("GET", join_url(ep.base_url, "models"), headers)
+        url = join_url(ep.base_url, "models")
+        if ep.base_url.startswith(GITHUB_MODELS):  # its list is /catalog/models, not /inference/
+            url = GITHUB_MODELS + "/catalog/models"
+        return HttpRequest("GET", url, headers)
 
     @reads_json
     def parse_models(self, ep: Endpoint, body: bytes) -> tuple[list[ModelInfo], str | None]:

@@ -4,6 +4,7 @@ text files as text, labelled with their name."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from callm.drivers.structured import b64, data_url, text_of
@@ -94,3 +95,24 @@ def ollama(messages: list[dict[str, Any]], atts: tuple[Attachment, ...]) -> None
     images = [b64(a) for a in atts if a.kind == "image"]
     if images:
         last["images"] = images
+
+
+def bedrock(messages: list[dict[str, Any]], atts: tuple[Attachment, ...]) -> None:
+    """Converse: image and document blocks (bytes, base64 in JSON) before the prompt's text.
+    A document needs a name of letters, digits, spaces, hyphens and brackets, unique per
+    request; text files go as documents of format txt."""
+    last = _last_user(messages, {"role": "user", "content": []})
+    blocks: list[dict[str, Any]] = []
+    names: set[str] = set()
+    for a in atts:
+        if a.kind == "image":
+            fmt = a.mime.removeprefix("image/")
+            blocks.append({"image": {"format": fmt, "source": {"bytes": b64(a)}}})
+            continue
+        name = " ".join(re.sub(r"[^A-Za-z0-9\-()\[\] ]", "-", a.name).split()) or "file"
+        while name in names:
+            name += "-2"
+        names.add(name)
+        fmt = "pdf" if a.kind == "pdf" else "txt"
+        blocks.append({"document": {"format": fmt, "name": name, "source": {"bytes": b64(a)}}})
+    last["content"] = blocks + [b for b in last["content"] if b.get("text")]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from callm.engine import CallOutcome, CallSpec
-from callm.errors import CallmError
+from callm.errors import CallmError, OutputClosed
 from callm.types import Message, StreamEvent, Tool, ToolCall, Usage, UsageReport
 
 
@@ -22,8 +22,9 @@ class BadRequest(Exception):
     """The client's request is malformed: 400 in the client's format."""
 
 
-class ClientGone(Exception):
-    """Raised in the engine's sink once the client hung up; the ledger row says so."""
+class ClientGone(OutputClosed):
+    """Raised in the engine's sink once the client hung up: the engine stops the call as
+    for any reader that went away, and its ledger row says client_gone."""
 
     outcome = "client_gone"
 

@@ -7,6 +7,7 @@ The schema is a list of migrations; `PRAGMA user_version` records how many have 
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ from callm.errors import CallmError
 from callm.paths import db_path
 
 BUSY_TIMEOUT_MS = 30_000
+SPEND_BUCKET_S = 900  # usage_spend's slot (migration 7 spells it out); frozen
 
 # The latency bucket of the daily usage rollup (migration 4): exact below 50 ms, then steps of
 # at most ~5%, so p50/p95 from the rollup are exact for small ledgers and within a bucket for
@@ -91,6 +93,32 @@ def _rollup_triggers(failed: str) -> str:
     """
 
 
+LOG_MIGRATION = """
+    ALTER TABLE usage ADD COLUMN cid TEXT;           -- conversation id; NULL when not logged
+    ALTER TABLE usage ADD COLUMN system TEXT;        -- system prompt of the call
+    ALTER TABLE usage ADD COLUMN options_json TEXT;  -- {temperature, max_tokens, -o ...}
+    ALTER TABLE usage ADD COLUMN attachments_json TEXT;  -- [{name, sha256, bytes}]
+    ALTER TABLE usage ADD COLUMN reply_json TEXT;    -- the parsed reply of a --schema call
+    CREATE INDEX usage_cid ON usage(cid, id) WHERE cid IS NOT NULL;
+    CREATE VIRTUAL TABLE logs_fts USING fts5(
+        prompt, reply, system, content='usage', content_rowid='id');
+    CREATE TRIGGER logs_fts_insert AFTER INSERT ON usage BEGIN
+        INSERT INTO logs_fts(rowid, prompt, reply, system)
+        VALUES (NEW.id, NEW.prompt, NEW.reply, NEW.system);
+    END;
+    CREATE TRIGGER logs_fts_delete AFTER DELETE ON usage BEGIN
+        INSERT INTO logs_fts(logs_fts, rowid, prompt, reply, system)
+        VALUES ('delete', OLD.id, OLD.prompt, OLD.reply, OLD.system);
+    END;
+    CREATE TRIGGER logs_fts_update AFTER UPDATE OF prompt, reply, system ON usage BEGIN
+        INSERT INTO logs_fts(logs_fts, rowid, prompt, reply, system)
+        VALUES ('delete', OLD.id, OLD.prompt, OLD.reply, OLD.system);
+        INSERT INTO logs_fts(rowid, prompt, reply, system)
+        VALUES (NEW.id, NEW.prompt, NEW.reply, NEW.system);
+    END;
+    INSERT INTO logs_fts(logs_fts) VALUES ('rebuild');
+"""
+
 # Append only. Each entry runs once, in order, inside one transaction.
 MIGRATIONS: list[str] = [
     # 1: usage ledger, one row per chat call
@@ -114,7 +142,7 @@ MIGRATIONS: list[str] = [
         error_kind TEXT,
         attempts INTEGER NOT NULL DEFAULT 1,
         attempts_json TEXT,               -- [{provider, model, outcome, error_kind, latency_ms}]
-        prompt TEXT,                      -- only with log_prompts = true
+        prompt TEXT,                      -- only with log_prompts = true (from 7: this turn's)
         reply TEXT                        -- only with log_prompts = true
     );
     CREATE INDEX usage_ts ON usage(ts);
@@ -260,7 +288,47 @@ MIGRATIONS: list[str] = [
             AND date(u.ts, 'unixepoch', 'localtime') = usage_day.day
             AND {FAILED_SQL.format(row="u")});
 """,
-    # 7: `callm serve` access tokens (only a hash of each is kept) and who made each call
+    # 7: the call log (issue 14): what was asked and answered, with the usage row it belongs to;
+    #    every call belongs to a conversation (cid). logs_fts indexes prompt, reply and system
+    #    for `callm logs -q` (FTS5, external content: the text is stored once, in usage).
+    LOG_MIGRATION,
+    # 8: budget reservations: the worst case of a call in flight, held until its usage row
+    #    lands (ledger/reservations.py), so concurrent processes cannot overspend a budget;
+    #    and spend per provider per 15 minutes, kept by triggers, so a budget check sums
+    #    ~100 rows a day instead of every call (a month of 1M rows: < 1 ms, not 1 s)
+    """
+    CREATE TABLE budget_reservation (
+        id INTEGER PRIMARY KEY,
+        ts REAL NOT NULL,                 -- unix time reserved
+        provider TEXT NOT NULL,
+        model TEXT NOT NULL,
+        amount_usd REAL NOT NULL,         -- the call's worst case
+        pid INTEGER NOT NULL,             -- the process that holds it
+        host TEXT NOT NULL,
+        expires REAL NOT NULL             -- a holder that never settles loses it then
+    );
+    CREATE INDEX budget_reservation_ts ON budget_reservation(ts);
+    CREATE TABLE usage_spend (
+        provider TEXT NOT NULL,
+        bucket INTEGER NOT NULL,          -- SPEND_BUCKET_S slots of ts; every UTC offset in
+                                          -- use is a multiple, so days and months align
+        cost_usd REAL NOT NULL,           -- sum over the priced rows
+        PRIMARY KEY (provider, bucket)
+    ) WITHOUT ROWID;
+    CREATE INDEX usage_spend_bucket ON usage_spend(bucket);
+    CREATE TRIGGER usage_spend_insert AFTER INSERT ON usage WHEN NEW.cost_usd IS NOT NULL BEGIN
+        INSERT INTO usage_spend VALUES (NEW.provider, CAST(NEW.ts / 900 AS INTEGER), NEW.cost_usd)
+        ON CONFLICT (provider, bucket) DO UPDATE SET cost_usd = cost_usd + excluded.cost_usd;
+    END;
+    CREATE TRIGGER usage_spend_delete AFTER DELETE ON usage WHEN OLD.cost_usd IS NOT NULL BEGIN
+        UPDATE usage_spend SET cost_usd = cost_usd - OLD.cost_usd
+        WHERE provider = OLD.provider AND bucket = CAST(OLD.ts / 900 AS INTEGER);
+    END;
+    INSERT INTO usage_spend
+        SELECT provider, CAST(ts / 900 AS INTEGER), total(cost_usd) FROM usage
+        WHERE cost_usd IS NOT NULL GROUP BY 1, 2;
+    """,
+    # 9: `callm serve` access tokens (only a hash of each is kept) and who made each call
     """
     ALTER TABLE usage ADD COLUMN token TEXT;
     CREATE INDEX usage_token_ts ON usage(token, ts);
@@ -279,7 +347,7 @@ def connect(path: Path | None = None) -> sqlite3.Connection:
     """Open (creating and migrating if needed) the data DB."""
     path = path or db_path()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _private(path)
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
     except (OSError, sqlite3.Error) as exc:
         raise CallmError(
@@ -295,6 +363,32 @@ def connect(path: Path | None = None) -> sqlite3.Connection:
         conn.close()
         raise CallmError(f"data DB {path} is not usable: {exc}") from None
     return conn
+
+
+def _private(path: Path) -> None:
+    """The DB holds prompts and replies when logged: the file 0600 (its -wal and -shm copy
+    that), in a folder of ours that is 0700."""
+    import errno
+    import stat
+
+    folder = path.parent
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = folder.stat()
+    mine = not hasattr(os, "getuid") or st.st_uid == os.getuid()
+    if st.st_mode & 0o077 and mine and not path.exists():
+        folder.chmod(0o700)  # a new DB: the folder is callm's own (an old one was 0755)
+    # An existing DB is never opened here: closing any descriptor of a file drops every POSIX
+    # lock this process holds on it, and in `callm serve` other threads' connections hold some
+    # (without them another process's last close deletes the WAL under them: disk I/O errors).
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        os.close(os.open(path, flags, 0o600))
+    except FileExistsError:
+        st = os.lstat(path)
+        if stat.S_ISLNK(st.st_mode):
+            raise OSError(errno.ELOOP, "is a symbolic link", str(path)) from None
+        if stat.S_IMODE(st.st_mode) & 0o077:
+            os.chmod(path, 0o600)  # a DB from before this rule
 
 
 def _enable_wal(conn: sqlite3.Connection) -> None:

@@ -45,8 +45,8 @@ def parse_when(text: str, *, until: bool = False, now: float | None = None) -> f
     now = time.time() if now is None else now
     s = text.strip()
     m = _REL.match(s)
-    if m:
-        return now - float(m.group(1)) * _UNIT[m.group(2).lower()]
+    if m:  # no row is older than 1970: a huge span (99999999d) means "from the start"
+        return max(0.0, now - float(m.group(1)) * _UNIT[m.group(2).lower()])
     low = s.lower()
     if low in ("today", "yesterday"):
         d = date.fromtimestamp(now) - timedelta(days=low == "yesterday")
@@ -61,7 +61,10 @@ def parse_when(text: str, *, until: bool = False, now: float | None = None) -> f
         dt = datetime.fromisoformat(s[:-1] + "+00:00" if s[-1:] in "zZ" else s)
     except ValueError:
         raise _bad(text, until) from None
-    ts = dt.timestamp()  # naive = local time
+    try:
+        ts = max(0.0, dt.timestamp())  # naive = local time; nothing is older than 1970
+    except (OverflowError, OSError, ValueError):  # year 1 in a zone east of UTC
+        ts = 0.0
     return math.nextafter(ts, math.inf) if until else ts
 
 

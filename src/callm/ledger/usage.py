@@ -46,8 +46,14 @@ class UsageRow:
     attempts: int = 1
     # [{provider, model, outcome, error_kind, latency_ms}]; a list is serialised for you
     attempts_json: str | list[dict[str, Any]] | None = None
-    prompt: str | None = None  # only with config log_prompts = true (the caller decides)
+    prompt: str | None = None  # only when logging (the caller decides): this turn's prompt
     reply: str | None = None
+    # the call log (ledger/logs.py): conversation, system prompt, options, attachments
+    cid: str | None = None
+    system: str | None = None
+    options_json: str | None = None
+    attachments_json: str | None = None
+    reply_json: str | None = None
     token: str | None = None  # the `callm serve` token's name, for calls through the gateway
 
 
@@ -55,8 +61,9 @@ COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(UsageRow))
 _INSERT = f"INSERT INTO usage ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 
 
-def record(row: UsageRow, path: Path | None = None) -> None:
+def record(row: UsageRow, path: Path | None = None, release: int | None = None) -> None:
     """Add `row` to the ledger. Never raises and never drops the row (see module doc).
+    `release`: the call's budget reservation, removed in the row's own transaction.
 
     The caller fills prompt/reply only when config `log_prompts` is true; whatever it gives
     is stored with anything shaped like an API key scrubbed.
@@ -69,7 +76,7 @@ def record(row: UsageRow, path: Path | None = None) -> None:
     deadline = time.monotonic() + MAX_WAIT
     for attempt in range(RETRIES):
         try:
-            _write(db, values)
+            _write(db, values, release)
             return
         except Exception as exc:  # a ledger failure must never break the call
             reason = _reason(exc)
@@ -95,16 +102,20 @@ def _values(row: UsageRow) -> dict[str, Any]:
     values = asdict(row)
     if isinstance(values["attempts_json"], (list, tuple)):
         values["attempts_json"] = json.dumps(values["attempts_json"], separators=(",", ":"))
-    if values["prompt"] or values["reply"]:
+    if any(values[k] for k in _SCRUBBED):
         from callm.secrets import scrub
 
-        for k in ("prompt", "reply"):
+        for k in _SCRUBBED:
             if values[k]:
                 values[k] = scrub(values[k])
     return values
 
 
-def _write(db: Path, values: dict[str, Any]) -> None:
+# Free text a user or a model wrote: anything shaped like a key is masked before it is stored.
+_SCRUBBED = ("prompt", "reply", "system", "options_json", "attachments_json", "reply_json")
+
+
+def _write(db: Path, values: dict[str, Any], release: int | None = None) -> None:
     from callm.ledger.db import connect
 
     pending = [p for p in spill_paths(db) if p.exists()]
@@ -112,7 +123,9 @@ def _write(db: Path, values: dict[str, Any]) -> None:
     _no_checkpoint_on_close(conn)
     try:
         if pending:
-            _import_and_insert(conn, db, values, pending)
+            _import_and_insert(conn, db, values, pending, release)
+        elif release is not None:
+            _insert_and_release(conn, values, release)
         else:
             conn.execute(_INSERT, tuple(values[c] for c in COLUMNS))
     finally:
@@ -133,7 +146,22 @@ def _no_checkpoint_on_close(conn: Any) -> None:
             pass
 
 
-def _import_and_insert(conn: Any, db: Path, values: dict[str, Any], pending: list[Path]) -> None:
+def _insert_and_release(conn: Any, values: dict[str, Any], release: int) -> None:
+    from callm.ledger.reservations import release as drop
+
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(_INSERT, tuple(values[c] for c in COLUMNS))
+        drop(conn, release)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _import_and_insert(
+    conn: Any, db: Path, values: dict[str, Any], pending: list[Path], release: int | None = None
+) -> None:
     """Spilled rows and the new one in one transaction; the spill files go before COMMIT."""
     conn.execute("BEGIN IMMEDIATE")  # the write lock also serialises importers
     claimed: list[tuple[Path, int]] = []
@@ -149,6 +177,10 @@ def _import_and_insert(conn: Any, db: Path, values: dict[str, Any], pending: lis
                 spilled.extend(rows)
         imported = _insert_spilled(conn, spilled)
         conn.execute(_INSERT, tuple(values[c] for c in COLUMNS))
+        if release is not None:
+            from callm.ledger.reservations import release as drop
+
+            drop(conn, release)
         for p, _ in claimed:
             p.unlink()
         removed = True
@@ -256,6 +288,7 @@ def _append(path: Path, data: bytes) -> None:
     for _ in range(20):
         fd = os.open(path, flags, 0o600)
         try:
+            _refuse_foreign(path, fd)
             _lock(fd)
             try:  # an importer may have removed the file while we waited for the lock
                 same = os.stat(path).st_ino == os.fstat(fd).st_ino
@@ -273,6 +306,16 @@ def _append(path: Path, data: bytes) -> None:
         finally:
             os.close(fd)
     raise OSError(f"could not append to {path}")
+
+
+def _refuse_foreign(path: Path, fd: int) -> None:
+    """The temp dir is shared and the spill file's name can be guessed: one that another user
+    created (to read our rows) or that is not a plain file is not ours to append to."""
+    import stat
+
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or (hasattr(os, "getuid") and st.st_uid != os.getuid()):
+        raise OSError(f"{path} is not ours")
 
 
 def _lock(fd: int) -> None:

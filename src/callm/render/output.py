@@ -6,9 +6,23 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from typing import IO, Any
+
+# C0 controls but tab and newline, DEL and C1: what lets a reply set the window title, clear
+# the screen or move the cursor. Text that came from a server loses them on a terminal.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def clean(text: str) -> str:
+    return _CONTROLS.sub("", text)
+
+
+def for_stream(stream: IO[str], text: str) -> str:
+    """`text` as it may reach `stream`: cleaned when that is a terminal, untouched in a pipe."""
+    return clean(text) if _CONTROLS.search(text) and _isatty(stream) else text
 
 
 @dataclass
@@ -41,6 +55,7 @@ class Output:
     # ---- writers ----
     def data(self, text: str) -> None:
         """Payload on stdout (plain)."""
+        text = for_stream(self.stdout, text)
         self.stdout.write(text if text.endswith("\n") else text + "\n")
         self.stdout.flush()
 
@@ -51,17 +66,17 @@ class Output:
     def info(self, text: str) -> None:
         """A diagnostic line on stderr, unless --quiet."""
         if not self.quiet:
-            self.stderr.write(text + "\n")
+            self.stderr.write(for_stream(self.stderr, text) + "\n")
             self.stderr.flush()
 
     def warn(self, text: str) -> None:
-        self.stderr.write(f"warning: {text}\n")
+        self.stderr.write(for_stream(self.stderr, f"warning: {text}\n"))
         self.stderr.flush()
 
     def error(self, text: str, hint: str | None = None) -> None:
-        self.stderr.write(f"error: {text}\n")
+        self.stderr.write(for_stream(self.stderr, f"error: {text}\n"))
         if hint:
-            self.stderr.write(f"hint: {hint}\n")
+            self.stderr.write(for_stream(self.stderr, f"hint: {hint}\n"))
         self.stderr.flush()
 
     def console(self, stderr: bool = False) -> Any:
@@ -86,7 +101,7 @@ class Output:
             for c in columns:
                 t.add_column(c, overflow="fold")
             for r in rows:
-                t.add_row(*r)
+                t.add_row(*(clean(c) for c in r))
             self.console().print(t)
         else:
             lines = ["\t".join(columns)] + ["\t".join(r) for r in rows]

@@ -10,10 +10,12 @@ from __future__ import annotations
 import time
 from typing import IO, Any
 
+from callm.errors import OutputClosed
+from callm.render.output import clean
 from callm.types import RefusalDelta, StreamEvent, TextDelta
 
 
-class PipeClosed(Exception):
+class PipeClosed(OutputClosed):
     """The reader went away (`| head -1`): stop quietly."""
 
 
@@ -22,6 +24,7 @@ class PlainSink:
 
     def __init__(self, stream: IO[str]) -> None:
         self.stream = stream
+        self.tty = _isatty(stream)
         self.wrote_any = False
         self.ends_with_newline = True
 
@@ -29,6 +32,8 @@ class PlainSink:
         t = type(ev)
         if t is TextDelta or t is RefusalDelta:
             text = ev.text  # type: ignore[union-attr]
+            if self.tty:  # plain text to a terminal (--no-color...): still no escapes
+                text = clean(text)
             if not text:
                 return
             try:
@@ -46,6 +51,13 @@ class PlainSink:
                 self.stream.flush()
             except BrokenPipeError:
                 raise PipeClosed from None
+
+
+def _isatty(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def split_stable(text: str) -> tuple[str, str]:
@@ -82,8 +94,9 @@ class MarkdownSink:
         t = type(ev)
         if t is not TextDelta and t is not RefusalDelta:
             return
-        self.pending += ev.text  # type: ignore[union-attr]
-        if "\n" in ev.text:  # type: ignore[union-attr]
+        text = clean(ev.text)  # type: ignore[union-attr]  # a terminal: no escapes from a reply
+        self.pending += text
+        if "\n" in text:
             done, rest = split_stable(self.pending)
             if done:
                 self._commit(done)

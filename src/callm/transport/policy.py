@@ -161,6 +161,10 @@ def hops(req: HttpRequest, provider: str | None) -> Generator[Hop, tuple[int, st
     hop = Hop(req.method.upper(), check_url(req.url, provider), dict(headers.values()), body)
     _check_headers(hop.headers, provider)
     for _ in range(MAX_REDIRECTS + 1):
+        if req.aws is not None:  # SigV4 covers the exact URL, headers and body: signed last
+            from callm.aws_auth import sign
+
+            hop.headers = sign(req.aws, hop.method, hop.url, hop.headers, hop.body)
         status, location = yield hop
         if status not in REDIRECTS or not location:
             return
