@@ -460,6 +460,31 @@ def test_every_request_has_a_row_with_its_token(world: dict[str, Any], oai: open
     assert "tester" in keys
 
 
+def test_a_config_budget_is_a_429_that_no_sdk_retries(
+    tmp_path: Path, up: Upstreams, world: dict[str, Any]
+) -> None:
+    env = env_for(tmp_path)  # its own gateway: [budgets] would refuse the other tests' calls
+    write_config(env, up, ROUTES + "[budgets]\ndaily = 0.5\n")
+    gw = Gateway(env, "--no-auth")
+    try:
+        msgs = [{"role": "user", "content": "hi"}]
+        oai = openai.OpenAI(base_url=gw.url + "/v1", api_key="unused", max_retries=2)
+        with pytest.raises(openai.RateLimitError) as over:
+            oai.chat.completions.create(model="up-openai/gpt-up", messages=msgs, max_tokens=50)
+        headers = over.value.response.headers
+        assert headers["x-should-retry"] == "false" and "retry-after" not in headers
+        assert "budget" in str(over.value)
+        ant = anthropic.Anthropic(base_url=gw.url, api_key="unused", max_retries=2)
+        with pytest.raises(anthropic.RateLimitError):
+            ant.messages.create(model="up-openai/gpt-up", max_tokens=50, messages=msgs)  # type: ignore[arg-type]
+        assert up.openai.seen == []  # refused before any upstream call, and never retried
+        gw.last_log(2)
+        assert len(gw.log) == 2  # one request per client: no retry
+    finally:
+        code, err = gw.stop()
+        assert code == 0 and "Traceback" not in err, err
+
+
 def test_a_client_that_hangs_up_cancels_the_call(world: dict[str, Any], up: Upstreams) -> None:
     slow = openai_sse(["a"] * 40)
     slow.chunks = [x for c in slow.chunks or [] for x in (c, 0.05)]
