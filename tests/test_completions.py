@@ -97,7 +97,8 @@ def test_bash_registers_the_function() -> None:
     ("words", "expected"),
     [
         (["callm", ""],
-         ["chat", "providers", "models", "usage", "schema", "logs", "templates", "ledger"]),
+         ["chat", "providers", "models", "usage", "serve", "routes", "schema", "logs",
+           "templates", "ledger"]),
         (["callm", "pro"], ["providers"]),
         (["callm", "providers", ""],
          ["add", "list", "show", "remove", "enable", "disable", "set-key", "catalog", "verify",
@@ -114,13 +115,14 @@ def test_bash_registers_the_function() -> None:
         ),
         (["callm", "providers", "add", "--driver", "sim", "--no-"], ["--no-key", "--no-verify"]),
         (["callm", "providers", "remove", "-"], ["--yes", "-y", "--help", "-h"]),
-        (["callm", "usage", "report", "--by", ""], ["provider", "model", "day"]),
+        (["callm", "usage", "report", "--by", ""], ["provider", "model", "day", "token"]),
         (["callm", "usage", "report", "--by", "m"], ["model"]),
         (["callm", "chat", "-m", "sim", "--max-"], ["--max-tokens", "--max-cost"]),
         (["callm", "providers", "add", "--driver", ""], []),  # a free value: nothing to offer
         (["callm", "providers", "list", ""], []),  # a leaf command
         (["callm", "nosuch", ""],
-         ["chat", "providers", "models", "usage", "schema", "logs", "templates", "ledger"]),
+         ["chat", "providers", "models", "usage", "serve", "routes", "schema", "logs",
+           "templates", "ledger"]),
     ],
     ids=lambda v: " ".join(v) if isinstance(v, list) and v and v[0] == "callm" else None,
 )  # fmt: skip
@@ -187,12 +189,23 @@ def test_zsh_script_parses() -> None:
     [
         (
             ["callm", ""],
-            ["chat", "providers", "models", "usage", "schema", "logs", "templates", "ledger"],
+            [
+                "chat",
+                "providers",
+                "models",
+                "usage",
+                "serve",
+                "routes",
+                "schema",
+                "logs",
+                "templates",
+                "ledger",
+            ],
         ),
         (["callm", "--json", "models", ""], ["sync", "list", "show", "default"]),
         (["callm", "--config", "x.toml", "usage", ""], ["report"]),
         (["callm", "--config", ""], ["<files>"]),
-        (["callm", "usage", "report", "--by", ""], ["provider", "model", "day"]),
+        (["callm", "usage", "report", "--by", ""], ["provider", "model", "day", "token"]),
         (["callm", "providers", "add", "--driver", ""], ["<value>"]),
         (["callm", "providers", "set-key", "-"], ["--key-stdin", "--help", "-h"]),
     ],
@@ -218,7 +231,21 @@ def fish_complete(line: str) -> list[str]:
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        ("callm ", ["chat", "logs", "models", "providers", "schema", "templates", "usage"]),
+        (
+            "callm ",
+            [
+                "chat",
+                "ledger",
+                "logs",
+                "models",
+                "providers",
+                "routes",
+                "schema",
+                "serve",
+                "templates",
+                "usage",
+            ],
+        ),
         ("callm --json providers s", ["set-key", "show"]),
         ("callm --config x.toml us", ["usage"]),
         ("callm usage report --by ", ["day", "model", "provider"]),
