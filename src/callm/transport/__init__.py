@@ -98,6 +98,18 @@ def _fail(exc: Exception, url: str, t: Timeouts, provider: str | None, stop: flo
     return None
 
 
+@contextmanager
+def _mapped(url: str, t: Timeouts, provider: str | None, stop: float | None) -> Iterator[None]:
+    """Re-raise httpx's errors and timeouts from the block as canonical errors (sync and async
+    paths alike; only their I/O calls differ)."""
+    try:
+        yield
+    except Exception as exc:
+        if (mapped := _fail(exc, url, t, provider, stop)) is None:
+            raise
+        raise mapped from None
+
+
 # ---- sync ------------------------------------------------------------------------------------
 
 
@@ -109,13 +121,8 @@ def _open(req: HttpRequest, t: Timeouts, provider: str | None, tls: Tls | None) 
     hop = next(walk)
     while True:
         client = clients.sync_client(hop.url, tls, provider)
-        try:
-            with clients.deadline(stop):
-                resp = client.send(_request(client, hop, t), stream=True)
-        except Exception as exc:
-            if (mapped := _fail(exc, hop.url, t, provider, stop)) is None:
-                raise
-            raise mapped from None
+        with _mapped(hop.url, t, provider, stop), clients.deadline(stop):
+            resp = client.send(_request(client, hop, t), stream=True)
         try:
             hop = walk.send((resp.status_code, resp.headers.get("location")))
         except StopIteration:
@@ -135,13 +142,8 @@ def _chunks(
     try:
         decoder = Decoder(resp.headers.get("content-encoding", ""), cap, provider)
         while True:
-            try:
-                with clients.deadline(stop):
-                    part = next(raw, None)
-            except Exception as exc:
-                if (mapped := _fail(exc, url, t, provider, stop)) is None:
-                    raise
-                raise mapped from None
+            with _mapped(url, t, provider, stop), clients.deadline(stop):
+                part = next(raw, None)
             if part is None:
                 break
             if stop is not None and time.monotonic() > stop:  # in case _Backend is not in place
@@ -204,13 +206,8 @@ async def _aopen(req: HttpRequest, t: Timeouts, provider: str | None, tls: Tls |
     hop = next(walk)
     while True:
         client = clients.async_client(hop.url, tls, provider)
-        try:
-            with _scope(stop):
-                resp = await client.send(_request(client, hop, t), stream=True)
-        except Exception as exc:
-            if (mapped := _fail(exc, hop.url, t, provider, stop)) is None:
-                raise
-            raise mapped from None
+        with _mapped(hop.url, t, provider, stop), _scope(stop):
+            resp = await client.send(_request(client, hop, t), stream=True)
         try:
             hop = walk.send((resp.status_code, resp.headers.get("location")))
         except StopIteration:
@@ -228,13 +225,8 @@ async def _achunks(
     try:
         decoder = Decoder(resp.headers.get("content-encoding", ""), cap, provider)
         while True:
-            try:
-                with _scope(stop):
-                    part = await anext(raw, None)
-            except Exception as exc:
-                if (mapped := _fail(exc, url, t, provider, stop)) is None:
-                    raise
-                raise mapped from None
+            with _mapped(url, t, provider, stop), _scope(stop):
+                part = await anext(raw, None)
             if part is None:
                 break
             for piece in decoder.feed(part):
