@@ -51,19 +51,24 @@ def openai_message(m: Message) -> dict[str, Any]:
     return out
 
 
+def _function_tools(req: ChatRequest) -> list[dict[str, Any]]:
+    """Tool declarations in the {"type": "function", ...} shape OpenAI chat and Ollama share."""
+    return [
+        {
+            "type": "function",
+            "function": {
+                "name": t.name,
+                "description": t.description,
+                "parameters": t.parameters or {"type": "object", "properties": {}},
+            },
+        }
+        for t in req.tools
+    ]
+
+
 def openai_fields(req: ChatRequest, body: dict[str, Any]) -> None:
     if req.tools:
-        body["tools"] = [
-            {
-                "type": "function",
-                "function": {
-                    "name": t.name,
-                    "description": t.description,
-                    "parameters": t.parameters or {"type": "object", "properties": {}},
-                },
-            }
-            for t in req.tools
-        ]
+        body["tools"] = _function_tools(req)
     if req.tool_choice in ("auto", "none", "required"):
         body["tool_choice"] = req.tool_choice
     elif req.tool_choice:
@@ -215,17 +220,7 @@ def ollama_message(m: Message) -> dict[str, Any]:
 
 def ollama_fields(req: ChatRequest, body: dict[str, Any], options: dict[str, Any]) -> None:
     if req.tools:
-        body["tools"] = [
-            {
-                "type": "function",
-                "function": {
-                    "name": t.name,
-                    "description": t.description,
-                    "parameters": t.parameters or {"type": "object", "properties": {}},
-                },
-            }
-            for t in req.tools
-        ]
+        body["tools"] = _function_tools(req)
     if req.stop:
         options["stop"] = list(req.stop)
     rf = req.response_format
