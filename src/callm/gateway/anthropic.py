@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from callm.engine import CallOutcome
-from callm.gateway.common import BadRequest, Inbound, new_id, tool, tool_call, want
+from callm.gateway.common import BadRequest, Inbound, model_of, new_id, sse, tool, tool_call, want
 from callm.types import FinishReason, Message, StreamEvent, TextDelta, ToolCall, ToolCallDelta
 
 MEDIA_TYPE = "text/event-stream"
@@ -85,11 +85,7 @@ def _messages(raw: list[Any]) -> list[Message]:
 
 
 def parse(body: Any) -> Inbound:
-    if not isinstance(body, dict):
-        raise BadRequest("the request body must be a JSON object")
-    model = want(body, "model", str)
-    if not model:
-        raise BadRequest("model: Field required")
+    model = model_of(body, "model: Field required")
     messages = want(body, "messages", list)
     if not messages:
         raise BadRequest("messages: Field required")
@@ -166,7 +162,7 @@ def _usage(out: CallOutcome) -> dict[str, int]:
 
 
 def _frame(event: str, obj: dict[str, Any]) -> bytes:
-    return f"event: {event}\ndata: {json.dumps(obj)}\n\n".encode()
+    return sse(obj, event)
 
 
 class Renderer:

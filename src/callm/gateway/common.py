@@ -4,6 +4,7 @@ bridge that runs one engine call in a worker thread and hands its events to the 
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 import uuid
@@ -76,6 +77,23 @@ def want(obj: Any, key: str, kind: type | tuple[type, ...], default: Any = None)
         name = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
         raise BadRequest(f"'{key}' must be of type {name}")
     return value
+
+
+def model_of(body: Any, missing: str) -> str:
+    """The request's model; a body that is not an object, or no model, is a 400 (`missing`
+    is that message in the client's dialect)."""
+    if not isinstance(body, dict):
+        raise BadRequest("the request body must be a JSON object")
+    model = want(body, "model", str)
+    if not model:
+        raise BadRequest(missing)
+    return str(model)
+
+
+def sse(obj: Any, event: str | None = None) -> bytes:
+    """One server-sent event: an optional `event:` line and the JSON `data:` line."""
+    head = f"event: {event}\n" if event else ""
+    return f"{head}data: {json.dumps(obj)}\n\n".encode()
 
 
 def tool_call(id_: Any, name: Any, arguments: Any) -> ToolCall:

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from callm.engine import CallOutcome
-from callm.gateway.common import BadRequest, Inbound, tool, tool_call, want
+from callm.gateway.common import BadRequest, Inbound, model_of, tool, tool_call, want
 from callm.types import Message, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta
 
 MEDIA_TYPE = "application/x-ndjson"
@@ -56,11 +56,7 @@ def _message(m: Any) -> Message:
 
 
 def parse(body: Any) -> Inbound:
-    if not isinstance(body, dict):
-        raise BadRequest("the request body must be a JSON object")
-    model = want(body, "model", str)
-    if not model:
-        raise BadRequest("model is required")
+    model = model_of(body, "model is required")
     messages = want(body, "messages", list) or []
     opts = dict(want(body, "options", dict) or {})
     tools = []

@@ -3,12 +3,11 @@ with `data: [DONE]`; errors as {"error": {"message", "type", "code"}}."""
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
 from callm.engine import CallOutcome
-from callm.gateway.common import BadRequest, Inbound, new_id, tool, tool_call, want
+from callm.gateway.common import BadRequest, Inbound, model_of, new_id, sse, tool, tool_call, want
 from callm.types import (
     FinishReason,
     Message,
@@ -88,11 +87,7 @@ def _message(m: Any) -> Message:
 
 
 def parse(body: Any) -> Inbound:
-    if not isinstance(body, dict):
-        raise BadRequest("the request body must be a JSON object")
-    model = want(body, "model", str)
-    if not model:
-        raise BadRequest("'model' is required")
+    model = model_of(body, "'model' is required")
     messages = want(body, "messages", list)
     if not messages:
         raise BadRequest("'messages' must be a non-empty list")
@@ -203,7 +198,7 @@ class Renderer:
         }
         if self.inb.include_usage:
             obj["usage"] = None
-        return b"data: " + json.dumps(obj).encode() + b"\n\n"
+        return sse(obj)
 
     def start(self) -> list[bytes]:
         return [self._chunk({"role": "assistant", "content": ""})]
@@ -235,10 +230,10 @@ class Renderer:
                 "choices": [],
                 "usage": usage_json(out.usage),
             }
-            frames.append(b"data: " + json.dumps(obj).encode() + b"\n\n")
+            frames.append(sse(obj))
         frames.append(b"data: [DONE]\n\n")
         return frames
 
     def fail(self, status: int, message: str) -> list[bytes]:
         """An error after the stream started: an `error` chunk, and no [DONE]."""
-        return [b"data: " + json.dumps(error_body(status, message)).encode() + b"\n\n"]
+        return [sse(error_body(status, message))]

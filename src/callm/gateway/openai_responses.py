@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from callm.engine import CallOutcome
-from callm.gateway.common import BadRequest, Inbound, new_id, tool, tool_call, want
+from callm.gateway.common import BadRequest, Inbound, model_of, new_id, sse, tool, tool_call, want
 from callm.gateway.openai_chat import error_body, text_of
 from callm.types import Message, StreamEvent, TextDelta, ToolCallDelta
 
@@ -52,11 +52,7 @@ def _items(raw: Any) -> list[Message]:
 
 
 def parse(body: Any) -> Inbound:
-    if not isinstance(body, dict):
-        raise BadRequest("the request body must be a JSON object")
-    model = want(body, "model", str)
-    if not model:
-        raise BadRequest("'model' is required")
+    model = model_of(body, "'model' is required")
     tools = tuple(
         tool(t.get("name"), t.get("description"), t.get("parameters"))
         for t in want(body, "tools", list) or ()
@@ -169,7 +165,7 @@ class Renderer:
     def _ev(self, kind: str, **fields: Any) -> bytes:
         obj = {"type": kind, "sequence_number": self.seq, **fields}
         self.seq += 1
-        return f"event: {kind}\ndata: {json.dumps(obj)}\n\n".encode()
+        return sse(obj, kind)
 
     def start(self) -> list[bytes]:
         resp = _response(self.inb, self.rid, self.created, "in_progress", [], None)
