@@ -20,7 +20,9 @@ from callm.drivers.base import (
     parse_retry_after,
     reads_error_body,
     reads_json,
+    reply_end,
     total,
+    whole_tool_call,
 )
 from callm.drivers.sse import SSEDecoder
 from callm.drivers.structured import SCHEMA_TOOL, strict_schema
@@ -316,22 +318,11 @@ class AnthropicDriver:
             elif bt == "thinking" and block.get("thinking"):
                 out.append(ReasoningDelta(block["thinking"]))
             elif bt == "tool_use":
-                args = block.get("input")
                 out.append(
-                    ToolCallDelta(
-                        index=tools,
-                        id=block.get("id"),
-                        name=block.get("name"),
-                        arguments=json.dumps(args if args is not None else {}),
-                    )
+                    whole_tool_call(tools, block.get("id"), block.get("name"), block.get("input"))
                 )
                 tools += 1
-        if isinstance(obj.get("usage"), dict):
-            out.append(UsageReport(_usage(obj["usage"])))
-        reason = obj.get("stop_reason")
-        if reason:
-            out.append(Finished(_FINISH.get(reason, "unknown")))
-        return out
+        return out + reply_end(obj.get("usage"), obj.get("stop_reason"), _usage, _FINISH)
 
     @reads_error_body
     def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> CallmError:

@@ -156,6 +156,24 @@ def reads_error_body(method: _F) -> _F:
     return guarded  # type: ignore[return-value]
 
 
+def whole_tool_call(index: int, id_: Any, name: Any, args: Any) -> ToolCallDelta:
+    """A tool call that a non-streamed reply gives whole: its input object as JSON text."""
+    arguments = json.dumps(args if args is not None else {})
+    return ToolCallDelta(index=index, id=id_, name=name, arguments=arguments)
+
+
+def reply_end(
+    usage: Any, reason: Any, to_usage: Callable[[dict[str, Any]], Any], finish: Mapping[str, Any]
+) -> list[StreamEvent]:
+    """A non-streamed reply's usage report and finish reason (either may be absent)."""
+    out: list[StreamEvent] = []
+    if isinstance(usage, dict):
+        out.append(UsageReport(to_usage(usage)))
+    if reason:
+        out.append(Finished(finish.get(reason, "unknown")))
+    return out
+
+
 def count(value: Any) -> int:
     """A reported token count: an int >= 0 as is, missing as 0, anything else -1, which the
     engine reads as untrusted (it estimates instead). Lets a driver add counts up safely."""

@@ -17,22 +17,27 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from callm.drivers import parts
-from callm.drivers.base import body_text, join_url, loads, reads_error_body, reads_json
+from callm.drivers.base import (
+    body_text,
+    join_url,
+    loads,
+    reads_error_body,
+    reads_json,
+    reply_end,
+    whole_tool_call,
+)
 from callm.drivers.bedrock_events import FINISH, BedrockStreamParser, bedrock_error, converse_usage
 from callm.errors import BadResponseError, CallmError, UsageError
 from callm.types import (
     AwsSigning,
     ChatRequest,
     Endpoint,
-    Finished,
     HttpRequest,
     Message,
     ModelInfo,
     ReasoningDelta,
     StreamEvent,
     TextDelta,
-    ToolCallDelta,
-    UsageReport,
 )
 
 __all__ = ["BedrockDriver", "BedrockStreamParser", "control_plane"]
@@ -197,22 +202,13 @@ class BedrockDriver:
                     out.append(ReasoningDelta(text))
             elif isinstance(block.get("toolUse"), dict):
                 tool = block["toolUse"]
-                args = tool.get("input")
                 out.append(
-                    ToolCallDelta(
-                        tools,
-                        id=tool.get("toolUseId"),
-                        name=tool.get("name"),
-                        arguments=json.dumps(args if args is not None else {}),
+                    whole_tool_call(
+                        tools, tool.get("toolUseId"), tool.get("name"), tool.get("input")
                     )
                 )
                 tools += 1
-        if isinstance(obj.get("usage"), dict):
-            out.append(UsageReport(converse_usage(obj["usage"])))
-        reason = obj.get("stopReason")
-        if reason:
-            out.append(Finished(FINISH.get(reason, "unknown")))
-        return out
+        return out + reply_end(obj.get("usage"), obj.get("stopReason"), converse_usage, FINISH)
 
     @reads_error_body
     def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> CallmError:
