@@ -86,40 +86,84 @@ def targets(res: R) -> list[Target]:
     """(target, measured by wall clock, by CPU time, goal, verdict) for each goal of the issue."""
     out: list[Target] = []
     st = res.get("startup", {})
-    own = st.get("rows", [])
-    script = st.get("script_rows", [])
-    rows = script or own
+    own = st.get("rows", [])  # every startup ratio from the same interleaved rounds
     out.append(
         _pair(
             '`callm --help` / `python -c "import typer"`',
-            _row(rows, "callm --help"),
-            _row(rows, 'python -c "import typer"'),
+            _row(own, "callm --help"),
+            _row(own, 'python -c "import typer"'),
             1.3,
             "<=",
-            "bench/startup.py" if script else "",
         )
     )
     out.append(
         _pair(
-            "`llm --help` / `callm --help`",
-            _row(own, "llm --help"),
-            _row(own, "callm --help"),
-            5,
-            ">=",
+            '`callm providers list` (20 providers) / `python -c "import typer, pydantic"`',
+            _row(own, "callm providers list (20 providers)"),
+            _row(own, 'python -c "import typer, pydantic"'),
+            1.3,
+            "<=",
         )
     )
     ch = res.get("chat", {}).get("rows", [])
     callm_chat = _row(ch, "callm chat")
-    out.append(_pair("one-shot chat: `llm` / `callm`", _row(ch, "llm"), callm_chat, 3, ">="))
     out.append(
         _pair(
-            "one-shot chat: `callm` / floor (python + httpx + 1 request)",
+            "one-shot chat: `callm` / floor (typer + httpx + pydantic, 1 request)",
             callm_chat,
             _row(ch, "floor: typer + httpx + pydantic, one request"),
-            1.3,
+            1.25,
             "<=",
         )
     )
+    out.append(_pair("one-shot chat: `llm` 0.36 / `callm`", _row(ch, "llm"), callm_chat, 4, ">="))
+    out.append(
+        _pair(
+            "one-shot chat: openai SDK script / `callm`",
+            _row(ch, "openai SDK script"),
+            callm_chat,
+            4,
+            ">=",
+        )
+    )
+    sr = res.get("stream", {}).get("rows", [])
+    s_callm, s_raw = (
+        _row(sr, "callm chat"),
+        _row(sr, "floor: typer + httpx + pydantic, one request"),
+    )
+    out.append(
+        _pair(
+            "200k-chunk stream: `callm` / raw httpx + `json.loads` loop",
+            s_callm,
+            s_raw,
+            1.0,
+            "<=",
+        )
+    )
+    tp = res.get("typer_pin", {})
+    if tp.get("rows"):
+        extra = tp["rows"][0]["extra_cpu_ms"]
+        v = tp.get("versions", {})
+        out.append(
+            (
+                f"typer pin: newest typer {v.get('latest', '?')} - pinned {v.get('pinned', '?')},"
+                " CPU per 12-option command (bench/typer_pin.py)",
+                f"{tp['rows'][0]['extra_ms']:+.0f} ms",
+                f"{extra:+.0f} ms",
+                f"pin stays only while > {tp.get('limit_ms', 50):g} ms",
+                tp.get("verdict", ""),
+            )
+        )
+    else:
+        out.append(
+            (
+                "typer pin: newest typer's extra cost per command",
+                "n/a",
+                "",
+                "> 50 ms keeps the pin",
+                "script not present" if tp.get("missing") else str(tp.get("error", "not run")),
+            )
+        )
     pr = [r for r in res.get("parse", {}).get("rows", []) if r["feed"] == "event"]
     c, raw, sdk = (_row(pr, k, "impl") for k in ("callm", "raw", "openai"))
     v, vc = _ratio(c, raw, "us_per_chunk"), _ratio(c, raw, "cpu_us_per_chunk")

@@ -7,7 +7,7 @@ The peers (simonw's llm, the openai SDK) live in bench/.venv-peers, created on f
 bench/setup_peers.sh (PyPI only). All traffic goes to a loopback server on 127.0.0.1 that this
 script starts (bench/sse_server.py); keys are fake. See bench/README.md.
 
-Sections (for --only): startup, chat, stream, parse, render, fanout, report, profile.
+Sections (for --only): startup, typerpin, chat, stream, parse, render, fanout, report, profile.
 """
 
 from __future__ import annotations
@@ -31,7 +31,17 @@ import report
 from _harness import BENCH, CALLM_PY, PEERS, PEERS_PY, ROOT, log, machine, versions
 
 FAKE_KEY = "sk-bench-FAKE000"
-SECTIONS = ("startup", "chat", "stream", "parse", "render", "fanout", "report", "profile")
+SECTIONS = (
+    "startup",
+    "typerpin",
+    "chat",
+    "stream",
+    "parse",
+    "render",
+    "fanout",
+    "report",
+    "profile",
+)
 CALLM = CALLM_PY.with_name("callm")
 LLM = PEERS / "bin" / "llm"
 ONE_SHOT_TOKENS = 200
@@ -252,6 +262,7 @@ def main() -> int:
         b.write_configs()  # now with the server's port
         steps: list[tuple[str, Callable[[Bench], None]]] = [
             ("startup", sections.startup),
+            ("typerpin", sections.typer_pin),
             ("chat", sections.one_shot),
             ("stream", sections.stream_e2e),
             ("parse", sections.parse_inproc),

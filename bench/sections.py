@@ -118,6 +118,7 @@ def startup(b: Bench) -> None:
     cases = [
         Case("python -c pass", [PY, "-c", "pass"]),
         Case('python -c "import typer"', [PY, "-c", "import typer"]),
+        Case('python -c "import typer, pydantic"', [PY, "-c", "import typer, pydantic"]),
         Case("callm --help", [CALLM, "--help"]),
         Case("callm providers list (20 providers)", [CALLM, "providers", "list"]),
     ]
@@ -126,6 +127,51 @@ def startup(b: Bench) -> None:
     res["rows"] = rows(interleaved(cases, b.env, b.reps.light))
     res["own_floor"] = own_floor
     b.results["startup"] = res
+
+
+# ---- the typer pin (issue 11) ------------------------------------------------------------
+
+TYPER_LATEST = BENCH / ".venv-typer-latest"
+
+
+def _typer_latest() -> Path | None:
+    """A venv with callm and the newest typer (made once, like the peers' venv). callm pins
+    typer below 0.29, so typer is upgraded after callm is installed (pip warns; fine here)."""
+    py = TYPER_LATEST / "bin" / "python"
+    ready = TYPER_LATEST / ".ready"
+    if ready.exists():
+        return py
+    log("creating bench/.venv-typer-latest (callm + newest typer) ...")
+    root = BENCH.parent
+    with (BENCH / "out" / "typer_latest.log").open("w") as fh:
+        for cmd in (
+            [PY, "-m", "venv", "--clear", str(TYPER_LATEST)],
+            [str(py), "-m", "pip", "install", "-q", "-e", str(root)],
+            [str(py), "-m", "pip", "install", "-q", "typer>=0.29"],
+        ):
+            if subprocess.call(cmd, stdout=fh, stderr=fh) != 0:
+                log("could not make it; see bench/out/typer_latest.log")
+                return None
+    ready.touch()
+    return py
+
+
+def typer_pin(b: Bench) -> None:
+    """bench/typer_pin.py (when present): what the newest typer costs per command."""
+    if not (BENCH / "typer_pin.py").exists():
+        b.results["typer_pin"] = {"missing": True}
+        return
+    latest = _typer_latest()
+    if latest is None:
+        b.results["typer_pin"] = {"error": "no venv with the newest typer"}
+        return
+    runs = str(max(5, b.reps.light))
+    ext = _script(b, "typer_pin.py", ["--json", "--runs", runs, "--latest", str(latest)], 600)
+    assert ext is not None
+    try:
+        b.results["typer_pin"] = json.loads(ext["stdout"].strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        b.results["typer_pin"] = {"error": f"rc={ext['rc']}: {ext['stderr'][-300:]}"}
 
 
 # ---- one-shot chat ------------------------------------------------------------------------
@@ -315,6 +361,8 @@ def profile(b: Bench) -> None:
     imports = [
         ("typer", "import typer"),
         ("pydantic", "import pydantic"),
+        # `import pydantic` is lazy; a BaseModel (the config schema) pulls in the model machinery
+        ("pydantic.BaseModel", "from pydantic import BaseModel"),
         ("sqlite3", "import sqlite3"),
         (DEPS, "import typer, pydantic, sqlite3, httpx"),
         ("rich.markdown + rich.live", "import rich.markdown, rich.live"),

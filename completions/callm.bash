@@ -4,12 +4,13 @@
 
 _callm_commands() {  # $1: command path
     case "$1" in
-        '') echo 'chat providers models usage schema logs templates' ;;
+        '') echo 'chat providers models usage schema logs templates ledger' ;;
         'providers') echo 'add list show remove enable disable set-key catalog verify import key' ;;
         'models') echo 'sync list show default' ;;
         'usage') echo 'report budget' ;;
         'logs') echo 'list show rm path on off status' ;;
         'templates') echo 'save list show rm edit' ;;
+        'ledger') echo 'status migrate copy login' ;;
     esac
 }
 
@@ -52,6 +53,11 @@ _callm_options() {  # $1: command path
         'templates show') echo '--json --help -h' ;;
         'templates rm') echo '--help -h' ;;
         'templates edit') echo '--help -h' ;;
+        'ledger') echo '--help -h' ;;
+        'ledger status') echo '--json --help -h' ;;
+        'ledger migrate') echo '--json --help -h' ;;
+        'ledger copy') echo '--to --from --json --help -h' ;;
+        'ledger login') echo '--help -h' ;;
     esac
 }
 
@@ -69,6 +75,7 @@ _callm_value_options() {  # options that take a value
         'logs show') echo '--cid' ;;
         'logs rm') echo '--cid' ;;
         'templates save') echo '--model -m --system -s --option -o --schema --prompt' ;;
+        'ledger copy') echo '--to --from' ;;
     esac
 }
 
@@ -81,6 +88,7 @@ _callm_values() {  # $1: command path, $2: option, $3: word being completed
         'providers verify|--junit') compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$3")) ;;
         'providers import|--from') compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$3")) ;;
         'usage report|--by') COMPREPLY=($(compgen -W 'provider model day' -- "$3")) ;;
+        'ledger copy|--from') compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$3")) ;;
     esac
 }
 

@@ -4,7 +4,7 @@
 function __callm_commands --argument-names cmdpath --description 'sub-commands of a callm command'
     switch "$cmdpath"
         case ''
-            printf '%s\n' 'chat' 'providers' 'models' 'usage' 'schema' 'logs' 'templates'
+            printf '%s\n' 'chat' 'providers' 'models' 'usage' 'schema' 'logs' 'templates' 'ledger'
         case 'providers'
             printf '%s\n' 'add' 'list' 'show' 'remove' 'enable' 'disable' 'set-key' 'catalog' 'verify' 'import' 'key'
         case 'models'
@@ -15,6 +15,8 @@ function __callm_commands --argument-names cmdpath --description 'sub-commands o
             printf '%s\n' 'list' 'show' 'rm' 'path' 'on' 'off' 'status'
         case 'templates'
             printf '%s\n' 'save' 'list' 'show' 'rm' 'edit'
+        case 'ledger'
+            printf '%s\n' 'status' 'migrate' 'copy' 'login'
     end
 end
 
@@ -44,6 +46,8 @@ function __callm_value_options --argument-names cmdpath --description 'callm opt
             printf '%s\n' '--cid'
         case 'templates save'
             printf '%s\n' '--model' '-m' '--system' '-s' '--option' '-o' '--schema' '--prompt'
+        case 'ledger copy'
+            printf '%s\n' '--to' '--from'
     end
 end
 
@@ -85,6 +89,7 @@ complete -c callm -n '__callm_is \'\'' -a 'usage' -d 'What your calls cost.'
 complete -c callm -n '__callm_is \'\'' -a 'schema' -d 'Print the JSON Schema of a --json output.'
 complete -c callm -n '__callm_is \'\'' -a 'logs' -d 'Logged calls: list, search, show, remove; logging on/off.'
 complete -c callm -n '__callm_is \'\'' -a 'templates' -d 'Saved prompts: save, list, show, edit, rm.'
+complete -c callm -n '__callm_is \'\'' -a 'ledger' -d 'The ledger: SQLite file or shared PostgreSQL.'
 complete -c callm -n '__callm_is \'\'' -l 'config' -r -F -d 'Config file (default: CALLM_CONFIG or XDG).'
 complete -c callm -n '__callm_is \'\'' -l 'json' -d 'Machine output: one JSON document on stdout.'
 complete -c callm -n '__callm_is \'\'' -l 'quiet' -s 'q' -d 'No progress or cost lines.'
@@ -188,7 +193,7 @@ complete -c callm -n '__callm_is \'schema\'' -l 'help' -s 'h' -d 'Show this mess
 complete -c callm -n '__callm_is \'logs\'' -a 'list' -d 'Logged calls, newest first.'
 complete -c callm -n '__callm_is \'logs\'' -a 'show' -d 'A logged call, or a whole conversation: Markdown on a terminal, plain when...'
 complete -c callm -n '__callm_is \'logs\'' -a 'rm' -d 'Forget the text of a call or a conversation.'
-complete -c callm -n '__callm_is \'logs\'' -a 'path' -d 'Where the log lives (the data DB).'
+complete -c callm -n '__callm_is \'logs\'' -a 'path' -d 'Where the log lives (the data DB: a file, or the shared PostgreSQL ledger).'
 complete -c callm -n '__callm_is \'logs\'' -a 'on' -d 'Log every call (log_prompts = true in the config; the default).'
 complete -c callm -n '__callm_is \'logs\'' -a 'off' -d 'Stop logging prompts and replies (usage rows are still kept).'
 complete -c callm -n '__callm_is \'logs\'' -a 'status' -d 'Whether logging is on, where the log is, how many calls and conversations it...'
@@ -229,3 +234,17 @@ complete -c callm -n '__callm_is \'templates show\'' -l 'json' -d 'One JSON obje
 complete -c callm -n '__callm_is \'templates show\'' -l 'help' -s 'h' -d 'Show this message and exit.'
 complete -c callm -n '__callm_is \'templates rm\'' -l 'help' -s 'h' -d 'Show this message and exit.'
 complete -c callm -n '__callm_is \'templates edit\'' -l 'help' -s 'h' -d 'Show this message and exit.'
+complete -c callm -n '__callm_is \'ledger\'' -a 'status' -d 'Backend, schema version, row counts and the spill backlog.'
+complete -c callm -n '__callm_is \'ledger\'' -a 'migrate' -d 'Bring the schema up to date and write spilled rows in (both also happen on...'
+complete -c callm -n '__callm_is \'ledger\'' -a 'copy' -d 'Copy a SQLite ledger into PostgreSQL; running it again adds nothing twice.'
+complete -c callm -n '__callm_is \'ledger\'' -a 'login' -d 'Store the PostgreSQL password in the OS keychain (read from standard input).'
+complete -c callm -n '__callm_is \'ledger\'' -l 'help' -s 'h' -d 'Show this message and exit.'
+complete -c callm -n '__callm_is \'ledger status\'' -l 'json' -d 'One JSON document.'
+complete -c callm -n '__callm_is \'ledger status\'' -l 'help' -s 'h' -d 'Show this message and exit.'
+complete -c callm -n '__callm_is \'ledger migrate\'' -l 'json' -d 'One JSON document.'
+complete -c callm -n '__callm_is \'ledger migrate\'' -l 'help' -s 'h' -d 'Show this message and exit.'
+complete -c callm -n '__callm_is \'ledger copy\'' -l 'to' -x -d 'postgresql://user@host/db'
+complete -c callm -n '__callm_is \'ledger copy\'' -l 'from' -r -F -d 'SQLite ledger (default: yours).'
+complete -c callm -n '__callm_is \'ledger copy\'' -l 'json' -d 'One JSON document.'
+complete -c callm -n '__callm_is \'ledger copy\'' -l 'help' -s 'h' -d 'Show this message and exit.'
+complete -c callm -n '__callm_is \'ledger login\'' -l 'help' -s 'h' -d 'Show this message and exit.'

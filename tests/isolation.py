@@ -29,7 +29,8 @@ FILE_KEYRING = "keyrings.alt.file.PlaintextKeyring"
 
 # Variables that would change what callm sees: its own, every vendor's key variable, and
 # anything that reaches the user's keychain or desktop session.
-_SCRUBBED_PREFIXES = ("CALLM_", "AWS_")  # AWS_: credentials, profile, region, Bedrock key
+# AWS_: credentials, profile, region, Bedrock key; PG: libpq's (PGPASSWORD, PGHOST, ...)
+_SCRUBBED_PREFIXES = ("CALLM_", "AWS_", "PG")
 _SCRUBBED_SUFFIXES = ("_API_KEY", "_API_TOKEN")
 _SCRUBBED_NAMES = (
     "NO_COLOR",
@@ -112,6 +113,10 @@ def isolate(root: Path, monkeypatch: pytest.MonkeyPatch) -> IsolatedEnv:
     core = sys.modules.get("keyring.core")
     if core is not None:
         monkeypatch.setattr(core, "_keyring_backend", None)
+    # The ledger location is read from the config once per process: read it afresh.
+    from callm.ledger import backend
+
+    backend.set_config_override(None)
     return env
 
 

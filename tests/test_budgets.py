@@ -75,6 +75,7 @@ def chats(srv: Loopback) -> list[str]:
     return [json.loads(r.body)["model"] for r in srv.requests if r.path.endswith("/completions")]
 
 
+@pytest.mark.usefixtures("ledger_backend")  # the SQLite file and PostgreSQL
 def test_a_call_that_would_exceed_the_daily_budget_is_refused(cli, isolated_env, srv) -> None:
     isolated_env.write_config(config(srv.url, "daily = 1.0"))
     ok = cli("chat", "-m", "lab/m1", "--no-stream", "--max-tokens", "100", "hi")
@@ -94,6 +95,7 @@ def test_a_call_that_would_exceed_the_daily_budget_is_refused(cli, isolated_env,
     assert cli("chat", "-m", "lab/m1", "--no-stream", "--max-tokens", "40", "hi").code == 0
 
 
+@pytest.mark.usefixtures("ledger_backend")  # the SQLite file and PostgreSQL
 def test_spend_of_yesterday_does_not_count_and_alert_warns(cli, isolated_env, srv) -> None:
     isolated_env.write_config(config(srv.url, 'daily = 1.0\nalert_at = 0.5\ntimezone = "UTC"'))
     spend(5.0, ts=time.time() - 3 * 86400)
@@ -105,6 +107,7 @@ def test_spend_of_yesterday_does_not_count_and_alert_warns(cli, isolated_env, sr
     assert "warning: 60% of the daily budget used" in res.stderr
 
 
+@pytest.mark.usefixtures("ledger_backend")  # the SQLite file and PostgreSQL
 def test_unpriced_models_are_refused_unless_allowed_and_free_ones_never(
     cli, isolated_env, srv
 ) -> None:
@@ -123,6 +126,7 @@ def test_unpriced_models_are_refused_unless_allowed_and_free_ones_never(
     assert res.code == 0, res.output
 
 
+@pytest.mark.usefixtures("ledger_backend")  # the SQLite file and PostgreSQL
 def test_a_cheaper_fallback_is_tried_before_refusing(cli, isolated_env, srv) -> None:
     srv.route("/v1/chat/completions", json_reply(chat_reply("cheap", 100)))
     srv.routes.reverse()
@@ -138,6 +142,7 @@ def test_a_cheaper_fallback_is_tried_before_refusing(cli, isolated_env, srv) -> 
     assert res.code == 5 and "(lab/m1)" in res.stderr, res.output
 
 
+@pytest.mark.usefixtures("ledger_backend")  # the SQLite file and PostgreSQL
 def test_provider_budgets_apply_to_their_provider_only(cli, isolated_env, srv) -> None:
     isolated_env.write_config(
         config(srv.url, "monthly = 100\n[budgets.providers.lab]\ndaily = 0.2")

@@ -96,7 +96,8 @@ def test_bash_registers_the_function() -> None:
 @pytest.mark.parametrize(
     ("words", "expected"),
     [
-        (["callm", ""], ["chat", "providers", "models", "usage", "schema", "logs", "templates"]),
+        (["callm", ""],
+         ["chat", "providers", "models", "usage", "schema", "logs", "templates", "ledger"]),
         (["callm", "pro"], ["providers"]),
         (["callm", "providers", ""],
          ["add", "list", "show", "remove", "enable", "disable", "set-key", "catalog", "verify",
@@ -119,7 +120,7 @@ def test_bash_registers_the_function() -> None:
         (["callm", "providers", "add", "--driver", ""], []),  # a free value: nothing to offer
         (["callm", "providers", "list", ""], []),  # a leaf command
         (["callm", "nosuch", ""],
-         ["chat", "providers", "models", "usage", "schema", "logs", "templates"]),
+         ["chat", "providers", "models", "usage", "schema", "logs", "templates", "ledger"]),
     ],
     ids=lambda v: " ".join(v) if isinstance(v, list) and v and v[0] == "callm" else None,
 )  # fmt: skip
@@ -184,7 +185,10 @@ def test_zsh_script_parses() -> None:
 @pytest.mark.parametrize(
     ("words", "expected"),
     [
-        (["callm", ""], ["chat", "providers", "models", "usage", "schema", "logs", "templates"]),
+        (
+            ["callm", ""],
+            ["chat", "providers", "models", "usage", "schema", "logs", "templates", "ledger"],
+        ),
         (["callm", "--json", "models", ""], ["sync", "list", "show", "default"]),
         (["callm", "--config", "x.toml", "usage", ""], ["report"]),
         (["callm", "--config", ""], ["<files>"]),

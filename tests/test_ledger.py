@@ -28,6 +28,13 @@ def data_dir(isolated_env, tmp_path, monkeypatch) -> Path:
 
 
 def rows(db: Path, where: str = "") -> list[dict]:
+    url = os.environ.get("CALLM_LEDGER_URL")
+    if url:  # the ledger_backend fixture's PostgreSQL run
+        import psycopg
+        from psycopg.rows import dict_row
+
+        with psycopg.connect(url, row_factory=dict_row) as pg:
+            return list(pg.execute(f"SELECT * FROM usage {where} ORDER BY id"))
     conn = sqlite3.connect(db)
     conn.row_factory = sqlite3.Row
     try:
@@ -41,7 +48,7 @@ def row(**kw) -> UsageRow:
     return UsageRow(**{**base, **kw})
 
 
-def test_a_row_for_every_outcome(data_dir: Path) -> None:
+def test_a_row_for_every_outcome(data_dir: Path, ledger_backend) -> None:
     attempts = [
         {"provider": "openai", "model": "gpt-x", "outcome": "error", "error_kind": "rate_limit"},
         {"provider": "sim", "model": "sim-1", "outcome": "ok", "latency_ms": 12},
@@ -82,7 +89,9 @@ def test_a_row_for_every_outcome(data_dir: Path) -> None:
     assert not any(p.exists() for p in spill_paths(data_dir / "callm.db"))
 
 
-def test_prompt_and_reply_are_stored_only_when_given_and_scrubbed(data_dir: Path) -> None:
+def test_prompt_and_reply_are_stored_only_when_given_and_scrubbed(
+    data_dir: Path, ledger_backend
+) -> None:
     key = "sk-proj-" + "A1b2C3d4E5f6G7h8J9k0"
     record(row(prompt=f"my key is {key}", reply="hello"))
     record(row())
@@ -254,18 +263,19 @@ def test_a_lock_held_too_long_spills_instead_of_hanging(data_dir: Path, monkeypa
     assert [r["model"] for r in rows(data_dir / "callm.db")] == ["first", "second", "third"]
 
 
-def test_rollups_follow_inserts_and_deletes(data_dir: Path) -> None:
+def test_rollups_follow_inserts_and_deletes(data_dir: Path, ledger_backend) -> None:
+    from callm.ledger.db import connect
+
     for lat in (10, 120, 123, None):
         record(row(latency_ms=lat, cost_usd=None if lat == 10 else 0.25))
-    conn = sqlite3.connect(data_dir / "callm.db")
+    conn = connect()  # the file in data_dir, or PostgreSQL (its PL/pgSQL trigger)
     assert conn.execute(
-        "SELECT sum(requests), sum(unpriced), round(sum(cost_usd), 6) FROM usage_day"
-    ).fetchone() == (4, 1, 0.75)
+        "SELECT sum(requests), sum(unpriced), sum(cost_usd) FROM usage_day"
+    ).fetchone() == (4, 1, 0.75)  # quarters: exact in binary
     assert conn.execute(
         "SELECT lat_bucket, n, lat_min, lat_max FROM usage_latency ORDER BY 1"
     ).fetchall() == [(10, 1, 10, 10), (120, 2, 120, 123)]
     conn.execute("DELETE FROM usage WHERE latency_ms IN (10, 123)")
-    conn.commit()
     assert conn.execute("SELECT sum(requests), sum(unpriced) FROM usage_day").fetchone() == (2, 0)
     assert conn.execute("SELECT lat_bucket, n FROM usage_latency").fetchall() == [(120, 1)]
     conn.close()

@@ -1,5 +1,6 @@
 """The call log: `callm logs` commands, full-text search, scrubbing, context trimming,
---estimate over a conversation, and migrating a data DB made before the log existed."""
+--estimate over a conversation, and migrating a data DB made before the log existed. The
+tests marked `both` run on the SQLite file and on PostgreSQL (tsvector search for FTS5)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import json
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from isolation import Cli, IsolatedEnv
 
@@ -16,10 +20,18 @@ def _chat(cli: Cli, *args: str) -> None:
     assert res.code == 0, res.output
 
 
-def _db(env: IsolatedEnv) -> sqlite3.Connection:
-    return sqlite3.connect(env.data_dir / "callm.db")
+def _db(env: IsolatedEnv) -> Any:
+    """The data DB: env's SQLite file, or PostgreSQL under the ledger_backend fixture."""
+    from callm.ledger.db import connect
+
+    return connect()
 
 
+# these run on both ledgers: the SQLite file and PostgreSQL (same output)
+both = pytest.mark.usefixtures("ledger_backend")
+
+
+@both
 def test_logging_is_on_by_default_and_stores_the_call(cli: Cli, isolated_env: IsolatedEnv) -> None:
     _chat(cli, "-m", "sim", "-s", "You are terse.", "-o", "seed:=3", "--temperature", "0.5", "hi")
     res = cli("logs", "list", "--json")
@@ -31,6 +43,7 @@ def test_logging_is_on_by_default_and_stores_the_call(cli: Cli, isolated_env: Is
     assert entry["input_tokens"] > 0
 
 
+@both
 def test_list_newest_first_with_filters(cli: Cli) -> None:
     for word in ("apple", "banana", "cherry"):
         _chat(cli, "-m", "sim/sim-small", f"tell me about {word}")
@@ -54,6 +67,7 @@ def test_list_newest_first_with_filters(cli: Cli) -> None:
     assert "tell me about durian" in piped.stdout
 
 
+@both
 def test_full_text_search(cli: Cli) -> None:
     _chat(cli, "-m", "sim", "the quick brown fox")
     _chat(cli, "-m", "sim", "a lazy dog")
@@ -70,6 +84,7 @@ def test_full_text_search(cli: Cli) -> None:
     assert cli("logs", "list", "-q", "  ").code == 2
 
 
+@both
 def test_show_one_call_and_a_conversation(cli: Cli) -> None:
     _chat(cli, "-m", "sim", "first question")
     _chat(cli, "-c", "second question")
@@ -116,6 +131,7 @@ def test_show_and_list_on_a_terminal(cli: Cli) -> None:
     assert "…" in lines[2]
 
 
+@both
 def test_rm_forgets_the_text_but_keeps_the_usage_rows(cli: Cli, isolated_env: IsolatedEnv) -> None:
     _chat(cli, "-m", "sim", "keep me")
     _chat(cli, "-m", "sim", "forget me")
@@ -148,6 +164,7 @@ def test_path_status_on_off(cli: Cli, isolated_env: IsolatedEnv) -> None:
     assert st["logging"] is True and st["calls"] == 1 and st["conversations"] == 1
 
 
+@both
 def test_keys_never_reach_the_log(cli: Cli, isolated_env: IsolatedEnv) -> None:
     key = "sk-proj-" + "A1b2C3d4E5f6G7h8J9k0"
     _chat(cli, "-m", "sim", "-o", "api_key=hunter2", "-o", "seed:=1", f"my key is {key}")
@@ -225,6 +242,7 @@ def test_db_path_is_the_data_db(isolated_env: IsolatedEnv) -> None:
     assert Path(db_path()) == isolated_env.data_dir / "callm.db"
 
 
+@both
 def test_chat_json_names_the_conversation(cli: Cli) -> None:
     first = json.loads(cli("chat", "-m", "sim", "--json", "one").stdout)
     again = json.loads(cli("chat", "--cid", first["conversation"], "--json", "two").stdout)
@@ -234,6 +252,7 @@ def test_chat_json_names_the_conversation(cli: Cli) -> None:
     )
 
 
+@both
 def test_logs_json_matches_its_published_schema(cli: Cli) -> None:
     from dataclasses import fields
 

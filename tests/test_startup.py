@@ -4,6 +4,7 @@ Each check runs in a fresh interpreter, since this test process has imported eve
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -134,3 +135,34 @@ def test_command_modules_keep_their_annotations_as_objects() -> None:
         text = path.read_text()
         if "typer.Option(" in text or "typer.Argument(" in text:
             assert "\nfrom __future__ import annotations\n" not in text, path.name
+
+
+PLUGINS_PROBE = """
+import os, sys
+from callm.cli.app import main
+try:
+    main(["--version"])
+except SystemExit:
+    pass
+sys.stderr.write("\\nPLUGINS " + repr(os.environ.get("PYDANTIC_DISABLE_PLUGINS")) + "\\n")
+"""
+
+
+@pytest.mark.parametrize(("preset", "seen"), [(None, "'__all__'"), ("", "''"), ("x", "'x'")])
+def test_entry_point_skips_pydantic_plugin_scan_unless_the_user_chose(
+    preset: str | None, seen: str
+) -> None:
+    """pydantic's plugin lookup scans every installed package's entry points (~30% of
+    building the config schema); callm's process turns it off, but a user's setting wins."""
+    env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    if preset is not None:
+        env["PYDANTIC_DISABLE_PLUGINS"] = preset
+    proc = subprocess.run(
+        [sys.executable, "-c", PLUGINS_PROBE],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        timeout=60,
+    )
+    assert proc.stderr.rstrip().splitlines()[-1] == f"PLUGINS {seen}", proc.stderr

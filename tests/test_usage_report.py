@@ -1,5 +1,6 @@
 """`callm usage report`: grouping, date filters, percentiles, JSON/CSV shapes, empty ledgers.
-Rows go in through record() into a real SQLite file; the CLI runs in-process."""
+Rows go in through record() into a real SQLite file, and again into a real PostgreSQL database
+(tests/pgcluster.py): the same expectations hold on both. The CLI runs in-process."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ from callm.ledger.report import FIELDS, parse_when, plan, report
 from callm.ledger.usage import UsageRow, record
 
 KEYS = ["key", *FIELDS]
+
+# Every test on both ledgers: the SQLite file and a PostgreSQL database (same output).
+pytestmark = pytest.mark.usefixtures("ledger_backend")
 
 
 def at(text: str) -> float:
@@ -223,7 +227,7 @@ def test_empty_or_missing_ledger(cli, isolated_env, args) -> None:
 def test_empty_existing_db(cli, isolated_env) -> None:
     from callm.ledger.db import connect
 
-    connect(isolated_env.data_dir / "callm.db").close()
+    connect().close()  # the configured ledger, created empty
     assert as_json(cli)["totals"]["requests"] == 0
 
 
@@ -361,8 +365,7 @@ def test_big_ledger_is_read_from_the_rollups(tz, isolated_env) -> None:
     """20,000 rows bulk-loaded: the answer equals a plain aggregate and comes quickly."""
     from callm.ledger.db import connect
 
-    db = isolated_env.data_dir / "callm.db"
-    conn = connect(db)
+    conn = connect()  # the configured ledger: the file in the data dir or PostgreSQL
     base = at("2026-09-01")
     conn.execute("BEGIN")
     conn.executemany(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
-from callm.errors import BudgetLimitError
+from callm.errors import BudgetLimitError, CallmError
 from callm.ledger.reservations import Scope, Tally
 
 if TYPE_CHECKING:
@@ -145,14 +145,25 @@ class Guard:
                 if t.total >= lim.alert_at * lim.usd - EPSILON:
                     warnings.append(_alert(lim, t))
 
-        self.reservation = reserve(
-            target.provider,
-            target.model,
-            worst,
-            [scope(lim, tz, now) for lim in lims],
-            decide,
-            replace=self.reservation,
-        )
+        try:
+            self.reservation = reserve(
+                target.provider,
+                target.model,
+                worst,
+                [scope(lim, tz, now) for lim in lims],
+                decide,
+                replace=self.reservation,
+            )
+        except BudgetLimitError:
+            raise
+        except CallmError as exc:  # the ledger (a shared PostgreSQL one) cannot be reached
+            if not self.cfg.budgets.fail_open:
+                raise BudgetLimitError(
+                    f"cannot check the budget for {target.label}: {exc.message}",
+                    hint="budgets.fail_open = true lets paid calls through when it cannot",
+                ) from None
+            notice(f"budget not checked ({exc.message}); calling anyway (budgets.fail_open)")
+            return
         for w in warnings:
             notice(w)
 

@@ -18,9 +18,9 @@ MAX_LEVEL = 8  # cooldown_seconds * 2**8 at most
 
 def cooling_until(providers: list[str]) -> dict[str, float]:
     """provider -> unix time its cooldown ends, for those cooling down now."""
-    from callm.paths import db_path
+    from callm.ledger.backend import exists
 
-    if not db_path().exists():
+    if not exists():
         return {}
     import sqlite3
 
@@ -85,7 +85,7 @@ def record_result(provider: str, exc: CallmError | None, policy: RetryPolicy) ->
         conn.execute("BEGIN IMMEDIATE")
         conn.execute(
             "INSERT INTO provider_state(name, failures) VALUES (?, 1)"
-            " ON CONFLICT(name) DO UPDATE SET failures = failures + 1",
+            " ON CONFLICT(name) DO UPDATE SET failures = provider_state.failures + 1",
             (provider,),
         )
         failures, level = conn.execute(

@@ -237,6 +237,26 @@ class UsageReport(_Out):
     totals: UsageTotals
 
 
+class LedgerStatus(_Out):
+    """`callm ledger status --json` (and `ledger migrate --json`, which adds `imported`)."""
+
+    backend: Literal["sqlite", "postgresql"]
+    location: str  # the file, or the URL (never a password)
+    schema_version: int | None  # None: the ledger could not be reached
+    latest_version: int
+    reachable: bool
+    error: str | None
+    rows: dict[str, int]  # table -> rows
+    spill_backlog: int  # usage rows waiting in spill files to go in
+    imported: int | None = None  # migrate: spilled rows written in now
+
+
+class LedgerCopy(_Out):
+    """`callm ledger copy --json`: rows added per table (0 everywhere on a second run)."""
+
+    added: dict[str, int]
+
+
 from callm.ledger.log_schema import LogList  # noqa: E402  (pure pydantic, no I/O)
 from callm.outputs_ops import (  # noqa: E402  (the smaller commands' models)
     ProviderChange,
@@ -267,6 +287,8 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "templates-list": TemplatesList,
     "templates-show": TemplateShow,
     "logs": LogList,  # `logs list --json` and `logs show --json`
+    "ledger-status": LedgerStatus,
+    "ledger-copy": LedgerCopy,
     "config": Config,  # the config file (what it accepts, so validation mode)
 }
 

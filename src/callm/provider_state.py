@@ -34,18 +34,20 @@ def _when(ts: float | None) -> str | None:
 
 def read_states() -> dict[str, ProviderState]:
     """Every provider's recorded state; {} when there is no DB yet or it cannot be read."""
-    from callm.paths import db_path
+    from callm.errors import CallmError
+    from callm.ledger.backend import exists
 
-    path = db_path()
-    if not path.is_file():
+    try:
+        if not exists():
+            return {}
+    except CallmError:
         return {}
     import sqlite3
 
-    from callm.errors import CallmError
     from callm.ledger.db import connect
 
     try:
-        conn = connect(path)
+        conn = connect()
     except CallmError:
         return {}
     try:

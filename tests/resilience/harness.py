@@ -111,7 +111,14 @@ def config_text(
 
 
 def ledger_rows(data_dir: Path) -> list[dict[str, Any]]:
-    """The usage rows, oldest first."""
+    """The usage rows, oldest first (from PostgreSQL when CALLM_LEDGER_URL is set)."""
+    url = os.environ.get("CALLM_LEDGER_URL")
+    if url:
+        import psycopg
+        from psycopg.rows import dict_row
+
+        with psycopg.connect(url, row_factory=dict_row) as pg:
+            return list(pg.execute("SELECT * FROM usage ORDER BY id"))
     conn = sqlite3.connect(data_dir / "callm.db")
     conn.row_factory = sqlite3.Row
     try:

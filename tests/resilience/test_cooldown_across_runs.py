@@ -1,23 +1,26 @@
 """Cooldown across invocations: separate `callm` processes sharing CALLM_DATA_DIR. A provider
 that failed N times in a row is skipped while a fallback exists, `providers list` shows it,
-the period grows, and a success resets it."""
+the period grows, and a success resets it. On both ledgers: the SQLite file and PostgreSQL."""
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from pathlib import Path
 
+import pytest
 from faults import openai_error, openai_ok
 from harness import callm, ledger_rows
 
 from replay_server import ReplayServer
 
 CHAIN = ("chat", "-m", "lab/gpt-test", "--json", "hi")
+pytestmark = pytest.mark.usefixtures("ledger_backend")
 
 
 def cooldown_row(data_dir: Path, name: str) -> tuple[int, float | None, int]:
-    conn = sqlite3.connect(data_dir / "callm.db")
+    from callm.ledger.db import connect
+
+    conn = connect()  # data_dir's file, or the PostgreSQL ledger of CALLM_LEDGER_URL
     try:
         row = conn.execute(
             "SELECT failures, cooldown_until, cooldown_level FROM provider_state WHERE name = ?",

@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "schema": ("callm.cli.schema", "schema", "Print the JSON Schema of a --json output."),
     "logs": ("callm.cli.logs", "app", "Logged calls: list, search, show, remove; logging on/off."),
     "templates": ("callm.cli.templates", "app", "Saved prompts: save, list, show, edit, rm."),
+    "ledger": ("callm.cli.ledger", "app", "The ledger: SQLite file or shared PostgreSQL."),
 }
 
 
@@ -145,8 +146,10 @@ def root(
 ) -> None:
     # imported here, not at the top: `callm --help` never runs this callback
     from callm.cli.context import State
+    from callm.ledger import backend
     from callm.render.output import Output
 
+    backend.set_config_override(config)  # the ledger URL is read from this config
     ctx.obj = State(
         config_override=config,
         out=Output(json_mode=json_out, quiet=quiet, verbose=verbose, no_color=no_color),
@@ -156,6 +159,10 @@ def root(
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point. Never lets a traceback reach the user (unless --verbose)."""
     args = sys.argv[1:] if argv is None else argv
+    # pydantic looks for plugins (an entry-point scan of every installed package: ~30% of
+    # building the config schema) unless told not to; callm uses none. A user's own
+    # PYDANTIC_DISABLE_PLUGINS setting wins (set it to "" to let plugins load).
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     _stop_on_signals()
     _closed_streams()
     code = run(args)

@@ -48,6 +48,7 @@ class State:
         about to create it."""
         if self._config is None:
             from callm.config.store import load
+            from callm.ledger import backend
 
             path = self.config_path
             if self.config_override and not creating and not path.exists():
@@ -58,6 +59,7 @@ class State:
                     hint="check the --config path (`callm providers add` creates it)",
                 )
             self._config = load(path)
+            backend.configure(self._config.ledger.url)
         return self._config
 
     def update(self, change: Callable[[Config], Config]) -> Config:

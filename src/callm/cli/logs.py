@@ -205,10 +205,10 @@ def rm(
 
 @app.command("path")
 def path(ctx: typer.Context) -> None:
-    """Where the log lives (the data DB)."""
-    from callm.paths import db_path
+    """Where the log lives (the data DB: a file, or the shared PostgreSQL ledger)."""
+    from callm.ledger.backend import where
 
-    state(ctx).out.data(str(db_path()))
+    state(ctx).out.data(where())
 
 
 @app.command("on")
@@ -243,7 +243,7 @@ def status(
 ) -> None:
     """Whether logging is on, where the log is, how many calls and conversations it holds."""
     from callm.ledger import logs
-    from callm.paths import db_path
+    from callm.ledger.backend import where
 
     st = state(ctx)
     on = st.config().log_prompts
@@ -253,11 +253,9 @@ def status(
     finally:
         conn.close()
     if json_out or st.out.json_mode:
-        st.out.emit_json(
-            {"logging": on, "path": str(db_path()), "calls": calls, "conversations": convs}
-        )
+        st.out.emit_json({"logging": on, "path": where(), "calls": calls, "conversations": convs})
         return
     st.out.data(
-        f"logging is {'on' if on else 'off'}\nlog: {db_path()}\n"
+        f"logging is {'on' if on else 'off'}\nlog: {where()}\n"
         f"{calls} logged call(s) in {convs} conversation(s)"
     )

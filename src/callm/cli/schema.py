@@ -13,7 +13,8 @@ from callm.cli.context import state
 HELP = """Print the JSON Schema of a --json output. With no NAME, list the names.
 
 Names: chat, chat-estimate, error, providers-list, providers-show, providers-verify,
-models-list, models-show, models-sync, usage-report, and config (the config file)."""
+models-list, models-show, models-sync, usage-report, ledger-status, ledger-copy, and config
+(the config file)."""
 
 
 def schema(

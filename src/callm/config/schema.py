@@ -152,6 +152,16 @@ def _url(value: str) -> str:
     return value
 
 
+def _ledger_url(value: str) -> str:
+    from callm.errors import ConfigError
+    from callm.ledger.backend import check_url
+
+    try:
+        return check_url(value)
+    except ConfigError as exc:
+        raise ValueError(exc.message.removeprefix("ledger url ")) from None
+
+
 def _aws_region(value: str) -> str:
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", value):
         raise ValueError(f"region must be an AWS region like us-east-1, got {value!r}")
@@ -252,6 +262,13 @@ class PriceOverride(_Section):
     cache_write: NonNegative | None = None
 
 
+class LedgerConfig(_Section):
+    """Where the data DB lives: None = the SQLite file in the data dir; a postgresql:// URL
+    (no password in it) = a ledger shared by a team."""
+
+    url: Annotated[str, AfterValidator(_ledger_url)] | None = None
+
+
 TemplateName = Annotated[str, AfterValidator(check_template_name)]
 
 
@@ -293,6 +310,8 @@ class BudgetsConfig(_Section):
     alert_at: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 0.8  # share of a limit
     timezone: Annotated[str, AfterValidator(_timezone)] | None = None  # default: local time
     allow_unpriced: bool = False
+    # a budget that cannot be checked (the ledger is unreachable) lets paid calls through
+    fail_open: bool = False
     providers: dict[ProviderName, BudgetLimits] = Field(default_factory=dict)
 
 
@@ -306,6 +325,7 @@ class Config(_Section):
     pricing: dict[str, PriceOverride] = Field(default_factory=dict)
     templates: dict[TemplateName, TemplateConfig] = Field(default_factory=dict)
     budgets: BudgetsConfig = Field(default_factory=BudgetsConfig)
+    ledger: LedgerConfig = Field(default_factory=LedgerConfig)
 
     def to_toml_dict(self) -> dict[str, Any]:
         """What gets written: defaults left out so the file stays short and readable."""

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from callm.errors import NotFoundError, UsageError
+from callm.ledger.backend import dialect
 
 _CID = re.compile(r"[0-9a-z]{1,32}")
 _FIELDS = (
@@ -131,7 +132,18 @@ def list_entries(
         where.append("u.cid = ?")
         args.append(resolve_cid(conn, cid))
     cols = ", ".join(f"u.{c.strip()}" for c in _FIELDS.split(","))
-    if query:
+    if query and dialect(conn) == "postgres":
+        from callm.ledger.db import LOG_TSVECTOR
+
+        fts_query(query)  # the same refusal of an empty search
+        words = " ".join(w for w in re.split(r"\s+", query.strip()) if w)
+        sql = (
+            f"SELECT {cols} FROM usage u WHERE {LOG_TSVECTOR.replace('coalesce(', 'coalesce(u.')}"
+            f" @@ plainto_tsquery('simple', ?) AND {' AND '.join(where)}"
+            " ORDER BY u.id DESC LIMIT ?"
+        )
+        args = [words, *args]
+    elif query:
         sql = (
             f"SELECT {cols} FROM logs_fts f JOIN usage u ON u.id = f.rowid"
             f" WHERE logs_fts MATCH ? AND {' AND '.join(where)} ORDER BY f.rowid DESC LIMIT ?"

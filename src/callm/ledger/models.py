@@ -20,13 +20,12 @@ _COLUMNS = (
 
 
 def _open(create: bool) -> sqlite3.Connection | None:
+    from callm.ledger.backend import exists
     from callm.ledger.db import connect
-    from callm.paths import db_path
 
-    path = db_path()
-    if not create and not path.is_file():
+    if not create and not exists():
         return None
-    return connect(path)
+    return connect()
 
 
 def _row(m: ModelInfo, when: float) -> tuple[Any, ...]:
@@ -84,10 +83,12 @@ def store_sync(
             before = {r[0] for r in rows}
             now = {m.id for m in models}
             conn.execute("DELETE FROM models WHERE provider = ?", (provider,))
-            conn.executemany(
-                f"INSERT OR REPLACE INTO models ({_COLUMNS}) VALUES ({','.join('?' * 12)})",
-                [_row(m, ts) for m in models if m.provider == provider],
-            )
+            latest = {m.id: m for m in models if m.provider == provider}  # a repeat: last wins
+            if latest:
+                conn.executemany(
+                    f"INSERT INTO models ({_COLUMNS}) VALUES ({','.join('?' * 12)})",
+                    [_row(m, ts) for m in latest.values()],
+                )
             conn.execute(
                 "INSERT INTO model_sync (provider, synced_at, count) VALUES (?, ?, ?)"
                 " ON CONFLICT(provider) DO UPDATE SET synced_at = excluded.synced_at,"

@@ -184,7 +184,7 @@ def percentile(hist: dict[int, list[int]], q: float) -> int | None:
 _KEY = {  # (the group's key in the rollups, GROUP BY there, the key computed from raw rows)
     "provider": ("provider", "provider", "provider"),
     "model": ("provider || '/' || model", "provider, model", "provider || '/' || model"),
-    "day": ("day", "day", "date(ts, 'unixepoch', 'localtime')"),
+    "day": ("day", "day", "{day}"),  # the dialect's DAY_SQL
 }
 
 
@@ -201,12 +201,11 @@ def report(
         raise UsageError(f"--by {by!r}: use one of {', '.join(BY)}")
     if since is not None and until is not None and since >= until:
         raise UsageError("--since is not before --until")
-    from callm.paths import db_path
+    from callm.ledger.backend import exists
 
-    db = path or db_path()
     groups: dict[str, _Acc] = {}
-    if db.exists():
-        counts, lats = _rows(db, since, until, by, provider)
+    if exists(path):
+        counts, lats = _rows(path, since, until, by, provider)
         for key, *row in counts:
             groups.setdefault(key, _Acc()).add(tuple(row))
         for key, bucket, n, lmin, lmax in lats:
@@ -223,15 +222,17 @@ def report(
 
 
 def _rows(
-    db: Path, since: float | None, until: float | None, by: str, provider: str | None
+    db: Path | None, since: float | None, until: float | None, by: str, provider: str | None
 ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     """(counts: key, requests, failures, in, out, cost, unpriced; latency: key, bucket, n,
     min, max), from the rollups for whole days and from the rows for the partial ones."""
-    from callm.ledger.db import LAT_BUCKET_SQL, connect
+    from callm.ledger.backend import dialect
+    from callm.ledger.db import DAY_SQL, LAT_BUCKET_SQL, connect
 
     key, group, raw_key = _KEY[by]
     days, raw = plan(since, until)
     conn = connect(db)
+    raw_key = raw_key.format(day=DAY_SQL[dialect(conn)].format(ts="ts"))
     counts: list[tuple[Any, ...]] = []
     lats: list[tuple[Any, ...]] = []
     try:
@@ -252,8 +253,9 @@ def _rows(
         for lo, hi in raw:
             where, args = _where(provider, [("ts >= ?", lo), ("ts < ?", hi)])
             counts += conn.execute(
-                f"SELECT {raw_key}, count(*), sum({failed}), sum(input_tokens),"
-                f" sum(output_tokens), total(cost_usd), sum(cost_usd IS NULL)"
+                f"SELECT {raw_key}, count(*), sum(CAST({failed} AS INTEGER)),"
+                f" sum(input_tokens), sum(output_tokens), coalesce(sum(cost_usd), 0.0),"
+                f" sum(CAST(cost_usd IS NULL AS INTEGER))"
                 f" FROM usage{where} GROUP BY 1",
                 args,
             ).fetchall()
@@ -281,11 +283,26 @@ def _where(provider: str | None, conds: list[tuple[str, Any]]) -> tuple[str, lis
 def rebuild_rollups(conn: Any) -> None:
     """Recompute usage_day and usage_latency from every row (e.g. after a bulk load made with
     the triggers set aside). Runs the backfill statements of the migration that made them."""
-    from callm.ledger.db import MIGRATIONS, _statements
+    from callm.ledger.backend import dialect
+    from callm.ledger.db import DAY_SQL, LAT_BUCKET_SQL, MIGRATIONS, _statements
 
-    script = next(m for m in reversed(MIGRATIONS) if "CREATE TABLE usage_day" in m)
     conn.execute("DELETE FROM usage_day")
     conn.execute("DELETE FROM usage_latency")
+    if dialect(conn) == "postgres":  # what PostgreSQL's trigger would have written
+        day = DAY_SQL["postgres"].format(ts="ts")
+        conn.execute(
+            f"INSERT INTO usage_day SELECT provider, model, {day}, count(*),"
+            f" sum(CAST({FAILED_SQL.format(row='usage')} AS INTEGER)), sum(input_tokens),"
+            " sum(output_tokens), total(cost_usd), sum(CAST(cost_usd IS NULL AS INTEGER))"
+            " FROM usage GROUP BY 1, 2, 3"
+        )
+        conn.execute(
+            f"INSERT INTO usage_latency SELECT provider, model,"
+            f" {LAT_BUCKET_SQL.format(l='latency_ms')}, {day}, count(*), min(latency_ms),"
+            " max(latency_ms) FROM usage WHERE latency_ms >= 0 GROUP BY 1, 2, 3, 4"
+        )
+        return
+    script = next(m for m in reversed(MIGRATIONS) if "CREATE TABLE usage_day" in m)
     for stmt in _statements(script):
         if stmt.lstrip().startswith("INSERT INTO usage_"):
             conn.execute(stmt)

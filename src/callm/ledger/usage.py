@@ -69,13 +69,13 @@ def record(row: UsageRow, path: Path | None = None, release: int | None = None) 
     """
     from callm.paths import db_path
 
-    db = path or db_path()
+    db = path or db_path()  # the spill files live next to the local data DB, always
     values = _values(row)
     reason = "unknown error"
     deadline = time.monotonic() + MAX_WAIT
     for attempt in range(RETRIES):
         try:
-            _write(db, values, release)
+            _write(db, values, path, release)
             return
         except Exception as exc:  # a ledger failure must never break the call
             reason = _reason(exc)
@@ -114,11 +114,11 @@ def _values(row: UsageRow) -> dict[str, Any]:
 _SCRUBBED = ("prompt", "reply", "system", "options_json", "attachments_json", "reply_json")
 
 
-def _write(db: Path, values: dict[str, Any], release: int | None = None) -> None:
+def _write(db: Path, values: dict[str, Any], path: Path | None, release: int | None = None) -> None:
     from callm.ledger.db import connect
 
     pending = [p for p in spill_paths(db) if p.exists()]
-    conn = connect(db)
+    conn = connect(path)  # None: the configured ledger (PostgreSQL or the file `db`)
     _no_checkpoint_on_close(conn)
     try:
         if pending:
@@ -145,6 +145,22 @@ def _no_checkpoint_on_close(conn: Any) -> None:
             pass
 
 
+def import_spilled(path: Path | None = None) -> int:
+    """Write the spilled rows into the ledger now (`ledger migrate`); returns how many."""
+    from callm.ledger.db import connect
+    from callm.paths import db_path
+
+    db = path or db_path()
+    pending = [p for p in spill_paths(db) if p.exists()]
+    if not pending:
+        return 0
+    conn = connect(path)
+    try:
+        return _import_and_insert(conn, db, None, pending)
+    finally:
+        conn.close()
+
+
 def _insert_and_release(conn: Any, values: dict[str, Any], release: int) -> None:
     from callm.ledger.reservations import release as drop
 
@@ -159,8 +175,12 @@ def _insert_and_release(conn: Any, values: dict[str, Any], release: int) -> None
 
 
 def _import_and_insert(
-    conn: Any, db: Path, values: dict[str, Any], pending: list[Path], release: int | None = None
-) -> None:
+    conn: Any,
+    db: Path,
+    values: dict[str, Any] | None,
+    pending: list[Path],
+    release: int | None = None,
+) -> int:
     """Spilled rows and the new one in one transaction; the spill files go before COMMIT."""
     conn.execute("BEGIN IMMEDIATE")  # the write lock also serialises importers
     claimed: list[tuple[Path, int]] = []
@@ -175,7 +195,8 @@ def _import_and_insert(
                 claimed.append((p, fd))
                 spilled.extend(rows)
         imported = _insert_spilled(conn, spilled)
-        conn.execute(_INSERT, tuple(values[c] for c in COLUMNS))
+        if values is not None:
+            conn.execute(_INSERT, tuple(values[c] for c in COLUMNS))
         if release is not None:
             from callm.ledger.reservations import release as drop
 
@@ -197,6 +218,7 @@ def _import_and_insert(
             os.close(fd)
     if spilled:
         _say(f"note: imported {imported} usage row(s) spilled while the ledger was unwritable")
+    return imported
 
 
 def _insert_spilled(conn: Any, spilled: list[dict[str, Any]]) -> int:
@@ -335,7 +357,8 @@ def _reason(exc: BaseException) -> str:
 
 def _is_busy(reason: str) -> bool:
     low = reason.lower()
-    return "locked" in low or "busy" in low
+    # SQLite's lock timeouts; PostgreSQL's deadlock victim and serialization failure
+    return any(w in low for w in ("locked", "busy", "deadlock", "could not serialize"))
 
 
 def _say(line: str) -> None:

@@ -9,8 +9,6 @@ import os
 import ssl
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
@@ -136,13 +134,20 @@ def _bad(provider: str | None, field: str, message: str) -> ConfigError:
 # cancel scope instead (see __init__).
 
 
-@contextmanager
-def deadline(stop: float | None) -> Iterator[None]:
-    token = _DEADLINE.set(stop)
-    try:
-        yield
-    finally:
-        _DEADLINE.reset(token)
+class deadline:  # lower case: used like a function, `with deadline(stop): ...`
+    """Bound the socket operations inside the block by `stop` (time.monotonic()). A class,
+    not @contextmanager: it is entered once per streamed piece, and a generator costs more."""
+
+    __slots__ = ("_stop", "_token")
+
+    def __init__(self, stop: float | None) -> None:
+        self._stop = stop
+
+    def __enter__(self) -> None:
+        self._token = _DEADLINE.set(self._stop)
+
+    def __exit__(self, *exc: object) -> None:
+        _DEADLINE.reset(self._token)
 
 
 def _left(timeout: float | None, late: type[Exception]) -> float | None:

@@ -1,0 +1,156 @@
+"""A private PostgreSQL cluster for the tests: initdb in a temp dir, its own free port, the
+unix socket in that dir, run by a non-root user (the `postgres` system user when the tests
+run as root, as CI does), trust authentication for the test user, stopped at the end.
+
+The binaries are found at run time on PATH (.ci/run puts Debian's versioned bin dir there).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+# The system temp dir, read before any test points tempfile.tempdir at a private dir the
+# server's user cannot enter.
+SYSTEM_TMP = tempfile.gettempdir()
+USER = "callm_test"
+PASSWORD_USER = "callm_pw"
+
+
+def find_bin_dir() -> Path | None:
+    found = shutil.which("initdb")
+    if found and shutil.which("pg_ctl"):
+        return Path(os.path.realpath(found)).parent
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _as_owner() -> list[str]:
+    """The command prefix that runs a server binary as a non-root user."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("runuser"):
+        return ["runuser", "-u", "postgres", "--"]
+    return ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--"]
+
+
+@dataclass
+class Cluster:
+    bin_dir: Path
+    root: Path
+    port: int
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    def url(self, dbname: str = "postgres") -> str:
+        return f"postgresql://{USER}@127.0.0.1:{self.port}/{dbname}"
+
+    def _run(self, *args: str) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        env["LC_ALL"] = env["LANG"] = "C"
+        subprocess.run(
+            [*_as_owner(), *args],
+            check=True,
+            capture_output=True,
+            env=env,
+            cwd=self.root,
+            timeout=120,
+        )
+
+    def start(self) -> None:
+        self._run(
+            str(self.bin_dir / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            USER,
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        )
+        # trust for the test user; a password (SCRAM) for PASSWORD_USER, to test where it
+        # comes from (keychain, PGPASSWORD)
+        (self.data / "pg_hba.conf").write_text(
+            "local all all trust\n"
+            f"host all {PASSWORD_USER} 127.0.0.1/32 scram-sha-256\n"
+            "host all all 127.0.0.1/32 trust\n"
+        )
+        opts = (
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+            " -c full_page_writes=off -c max_connections=300"
+            " -c shared_buffers=64MB"
+        )
+        self._run(
+            str(self.bin_dir / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-o",
+            opts,
+            "-l",
+            str(self.root / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
+
+    def stop(self) -> None:
+        try:
+            self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop")
+        except (subprocess.SubprocessError, OSError):
+            pass
+
+    def restart(self) -> None:
+        """Up again after stop(), same port and data."""
+        opts = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        opts += " -c max_connections=300"
+        self._run(
+            str(self.bin_dir / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-o",
+            opts,
+            "-l",
+            str(self.root / "server.log"),
+            "-w",
+            "start",
+        )
+
+
+def start_cluster() -> Cluster:
+    bin_dir = find_bin_dir()
+    assert bin_dir is not None
+    root = Path(tempfile.mkdtemp(prefix="callm-pg-", dir=SYSTEM_TMP))
+    root.chmod(0o755)
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres", "postgres")
+    cluster = Cluster(bin_dir, root, _free_port())
+    try:
+        cluster.start()
+    except subprocess.CalledProcessError as exc:
+        log = root / "server.log"
+        detail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+        shutil.rmtree(root, ignore_errors=True)
+        raise RuntimeError(
+            f"cannot start PostgreSQL: {exc.stderr.decode(errors='replace')}{detail}"
+        ) from None
+    return cluster
+
+
+def remove(cluster: Cluster) -> None:
+    cluster.stop()
+    shutil.rmtree(cluster.root, ignore_errors=True)
