@@ -4,10 +4,13 @@
 
 _callm_commands() {  # $1: command path
     case "$1" in
-        '') echo 'chat providers models usage schema logs templates ledger' ;;
+        '') echo 'chat providers models usage serve routes schema logs templates ledger' ;;
         'providers') echo 'add list show remove enable disable set-key catalog verify import key' ;;
         'models') echo 'sync list show default' ;;
         'usage') echo 'report budget' ;;
+        'serve') echo 'token' ;;
+        'serve token') echo 'create list rm' ;;
+        'routes') echo 'list explain' ;;
         'logs') echo 'list show rm path on off status' ;;
         'templates') echo 'save list show rm edit' ;;
         'ledger') echo 'status migrate copy login' ;;
@@ -38,6 +41,14 @@ _callm_options() {  # $1: command path
         'usage') echo '--help -h' ;;
         'usage report') echo '--since --until --by --provider --json --csv --help -h' ;;
         'usage budget') echo '--json --help -h' ;;
+        'serve') echo '--host --port --no-auth --grace --live --log --help -h' ;;
+        'serve token') echo '--help -h' ;;
+        'serve token create') echo '--budget --model -m --help -h' ;;
+        'serve token list') echo '--help -h' ;;
+        'serve token rm') echo '--help -h' ;;
+        'routes') echo '--help -h' ;;
+        'routes list') echo '--help -h' ;;
+        'routes explain') echo '--tools --image --max-tokens --help -h' ;;
         'schema') echo '--help -h' ;;
         'logs') echo '--help -h' ;;
         'logs list') echo '--count -n --model --provider --since --cid --query -q --json --help -h' ;;
@@ -71,6 +82,9 @@ _callm_value_options() {  # options that take a value
         'models sync') echo '--timeout' ;;
         'models list') echo '--provider -p --capability -c --sort' ;;
         'usage report') echo '--since --until --by --provider' ;;
+        'serve') echo '--host --port --grace' ;;
+        'serve token create') echo '--budget --model -m' ;;
+        'routes explain') echo '--max-tokens' ;;
         'logs list') echo '--count -n --model --provider --since --cid --query -q' ;;
         'logs show') echo '--cid' ;;
         'logs rm') echo '--cid' ;;
@@ -87,7 +101,7 @@ _callm_values() {  # $1: command path, $2: option, $3: word being completed
         'providers verify|--models-file') compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$3")) ;;
         'providers verify|--junit') compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$3")) ;;
         'providers import|--from') compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$3")) ;;
-        'usage report|--by') COMPREPLY=($(compgen -W 'provider model day' -- "$3")) ;;
+        'usage report|--by') COMPREPLY=($(compgen -W 'provider model day token' -- "$3")) ;;
         'ledger copy|--from') compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$3")) ;;
     esac
 }

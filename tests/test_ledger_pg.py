@@ -151,6 +151,7 @@ def test_copy_moves_a_sqlite_ledger_once(cli, isolated_env, pg_url, monkeypatch)
     record(UsageRow(ts=time.time(), provider="sim", model="m", prompt="hi", reply="yo"))
     models.store_sync("p0", [ModelInfo(provider="p0", id="m0")])
     provider_state.record_verifies({"p0": True})
+    assert cli("serve", "token", "create", "ci").code == 0  # a gateway token moves too
     before = {by: cli("usage", "report", "--json", "--by", by).stdout for by in ("day", "model")}
 
     r = cli("ledger", "copy", "--to", pg_url, "--json")
@@ -160,10 +161,11 @@ def test_copy_moves_a_sqlite_ledger_once(cli, isolated_env, pg_url, monkeypatch)
         "models": 1,
         "model_sync": 1,
         "provider_state": 1,
+        "gateway_tokens": 1,
     }
     r = cli("ledger", "copy", "--to", pg_url, "--json")  # again: nothing twice
     assert json.loads(r.stdout)["added"] == dict.fromkeys(
-        ["usage", "models", "model_sync", "provider_state"], 0
+        ["usage", "models", "model_sync", "provider_state", "gateway_tokens"], 0
     )
     assert pg_rows(pg_url, "SELECT count(*) FROM usage") == [(2501,)]
     assert pg_rows(pg_url, "SELECT prompt, reply FROM usage WHERE model = 'm'") == [("hi", "yo")]

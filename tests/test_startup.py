@@ -12,7 +12,17 @@ import pytest
 
 from isolation import IsolatedEnv
 
-HEAVY = ["httpx", "httpcore", "ssl", "pydantic", "keyring", "sqlite3", "rich.live"]
+HEAVY = [
+    "httpx",
+    "httpcore",
+    "ssl",
+    "pydantic",
+    "keyring",
+    "sqlite3",
+    "rich.live",
+    "uvicorn",
+    "starlette",
+]
 # a command that reads the config validates it with pydantic (issue 11); --help does not
 HEAVY_FOR_LIST = [m for m in HEAVY if m != "pydantic"]
 
@@ -55,6 +65,9 @@ def test_root_help_imports_nothing_heavy(args: list[str]) -> None:
         ["models", "--help"],
         ["usage", "--help"],
         ["chat", "--help"],
+        ["serve", "--help"],
+        ["serve", "token", "--help"],
+        ["routes", "--help"],
     ],
     ids=" ".join,
 )

@@ -33,6 +33,8 @@ from callm.types import (
     ReasoningDelta,
     StreamEvent,
     TextDelta,
+    Tool,
+    ToolCallDelta,
     Usage,
 )
 
@@ -56,6 +58,14 @@ class CallSpec:
     stream: bool = True
     options: dict[str, Any] = field(default_factory=dict)
     fallbacks: list[str] = field(default_factory=list)
+    tools: tuple[Tool, ...] = ()
+    tool_choice: str | None = None
+    stop: tuple[str, ...] = ()
+    response_format: dict[str, Any] | None = None
+    token: str | None = None  # the gateway token that made the call (its ledger column)
+    # The models to try, in order, when the caller already chose them (a route); else the
+    # chain comes from `model` and the fallbacks.
+    targets: list[Target] | None = None
     cid: str | None = None  # the conversation (callm.conversations); None: not logged as one
     log: bool | None = None  # False: --no-log; None: the config's log_prompts
     schema: dict[str, Any] | None = None  # --schema: the reply is checked against it
@@ -96,13 +106,16 @@ class CallOutcome:
     error: CallmError | None = None
     parsed: Any = None  # the reply as JSON, when a schema was given and it matched
     interrupted: bool = False
+    # why it was interrupted: "interrupted" (Ctrl-C), or what the exception that stopped it
+    # says in its `outcome` attribute (the gateway's "client_gone")
+    interrupted_as: str = "interrupted"
     text_shown: bool = False  # some text reached the sink
     cid: str | None = None  # the logged conversation, for `chat --json`
 
     @property
     def outcome(self) -> str:
         if self.interrupted:
-            return "interrupted"
+            return self.interrupted_as
         if self.error is None:
             return "fallback" if len(self.attempts) > 1 else "ok"
         if isinstance(self.error, StreamError):
@@ -122,7 +135,7 @@ class _Watch:
         self.shown = False
 
     def __call__(self, ev: StreamEvent) -> None:
-        if not self.shown and type(ev) in (TextDelta, ReasoningDelta):
+        if not self.shown and type(ev) in (TextDelta, ReasoningDelta, ToolCallDelta):
             self.shown = True
             self.first = time.monotonic()
         self.sink(ev)
@@ -148,8 +161,10 @@ def call(cfg: Config, spec: CallSpec, sink: Sink, notice: Notice) -> CallOutcome
             out.parsed = check_reply(out.result, spec.schema)
     except CallmError as exc:
         out.error = exc
-    except (KeyboardInterrupt, BrokenPipeError, OutputClosed):  # Ctrl-C, SIGTERM, reader gone
+    # Ctrl-C, SIGTERM, reader gone (a pipe, or the gateway's client: ClientGone)
+    except (KeyboardInterrupt, BrokenPipeError, OutputClosed) as exc:
         out.interrupted = True
+        out.interrupted_as = getattr(exc, "outcome", "interrupted")
         raise
     except BaseException as exc:  # a bug: recorded as an error, not as an interruption
         out.error = CallmError(f"internal error: {type(exc).__name__}: {exc}")
@@ -177,6 +192,12 @@ def _budget_guard(cfg: Config, spec: CallSpec) -> Any:
 
 
 def _chain(cfg: Config, spec: CallSpec) -> list[Target]:
+    if spec.targets:
+        return list(spec.targets)
+    if spec.model and spec.model in cfg.routes:  # a route: its fitting models, in its order
+        from callm.routing import choose, needs_for
+
+        return choose(cfg, spec.model, needs_for(spec)).targets
     first = resolve_target(cfg, spec.model)
     names = list(spec.fallbacks)
     for key in (spec.model, first.label):
@@ -270,6 +291,10 @@ def _call_with_retries(
         max_tokens=spec.max_tokens,
         stream=spec.stream,
         options=spec.options,
+        tools=spec.tools,
+        tool_choice=spec.tool_choice,
+        stop=spec.stop,
+        response_format=spec.response_format,
         schema=spec.schema,
         attachments=spec.attachments,
     )
@@ -544,7 +569,7 @@ def _record(
     err = out.error
     kind = None if err is None else err.kind
     if out.interrupted:
-        kind = "interrupted"
+        kind = out.interrupted_as
     row = UsageRow(
         ts=started_at,
         provider=t.provider,
@@ -563,6 +588,7 @@ def _record(
         error_kind=kind,
         attempts=max(1, sum(a.tries for a in out.attempts)),
         attempts_json=json.dumps([a.as_dict() for a in out.attempts]),
+        token=spec.token,
         **log_columns(cfg, spec, out),
     )
     record(row, release=reservation)

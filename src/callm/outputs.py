@@ -223,7 +223,7 @@ class UsageTotals(_Out):
 
 
 class _Keyed(_Out):
-    key: str | None  # the provider, provider/model or day
+    key: str | None  # the provider, provider/model, day or token
 
 
 class UsageGroup(UsageTotals, _Keyed):  # bases in this order: `key` comes first
@@ -255,6 +255,46 @@ class LedgerCopy(_Out):
     """`callm ledger copy --json`: rows added per table (0 everywhere on a second run)."""
 
     added: dict[str, int]
+
+
+# ---- routes and `callm serve` tokens ----------------------------------------------------------
+
+
+class RouteRow(_Out):
+    models: list[str]
+    strategy: Literal["priority", "cheapest", "fastest", "round_robin", "weighted"]
+    weights: list[float] | None = None  # only with strategy = "weighted"
+
+
+class RoutesList(RootModel[dict[str, RouteRow]]):
+    """`callm routes list --json`: each route's name -> its models and strategy."""
+
+
+class RouteExplain(_Out):
+    """`callm routes explain NAME PROMPT --json`."""
+
+    route: str
+    chosen: str  # provider/model
+    order: list[str]  # the chosen model, then its fallbacks
+    why: list[str]  # one line per candidate, then the strategy
+
+
+class TokenCreated(_Out):
+    """`callm serve token create NAME --json`: the token is shown only this once."""
+
+    name: str
+    token: str
+
+
+class TokenRow(_Out):
+    name: str
+    created: float  # unix time
+    budget_usd_day: Usd  # null: no budget of its own
+    models: list[str] | None  # allowed models/routes; null: any
+
+
+class TokenList(RootModel[list[TokenRow]]):
+    """`callm serve token list --json` (never the tokens themselves)."""
 
 
 from callm.ledger.log_schema import LogList  # noqa: E402  (pure pydantic, no I/O)
@@ -289,6 +329,10 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "logs": LogList,  # `logs list --json` and `logs show --json`
     "ledger-status": LedgerStatus,
     "ledger-copy": LedgerCopy,
+    "routes-list": RoutesList,
+    "routes-explain": RouteExplain,
+    "serve-token-create": TokenCreated,
+    "serve-token-list": TokenList,
     "config": Config,  # the config file (what it accepts, so validation mode)
 }
 

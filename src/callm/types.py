@@ -5,14 +5,35 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Union
 
-Role = Literal["system", "user", "assistant"]
+Role = Literal["system", "user", "assistant", "tool"]
 FinishReason = Literal["stop", "length", "tool_call", "content_filter", "error", "unknown"]
+
+
+@dataclass(slots=True)
+class ToolCall:
+    id: str | None
+    name: str
+    arguments: str
 
 
 @dataclass(frozen=True, slots=True)
 class Message:
     role: Role
     content: str
+    # An assistant turn that called tools; a "tool" turn answers the call `tool_call_id`.
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    tool_name: str | None = None  # the tool a "tool" turn answers (Gemini, Ollama want it)
+    images: tuple[str, ...] = ()  # image URLs or data: URLs sent with a user turn
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    """A function the model may call; `parameters` is its JSON Schema."""
+
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +67,11 @@ class ChatRequest:
     stream: bool = True
     # Extra vendor/driver options from `-o KEY=VALUE` (strings) and `-o KEY:=JSON`.
     options: dict[str, Any] = field(default_factory=dict)
+    tools: tuple[Tool, ...] = ()
+    tool_choice: str | None = None  # auto | none | required | the name of one tool
+    stop: tuple[str, ...] = ()
+    # {"type": "json_object"} or {"type": "json_schema", "name": ..., "schema": {...}}
+    response_format: dict[str, Any] | None = None
     schema: dict[str, Any] | None = None  # a JSON schema the reply must match (--schema)
     attachments: tuple[Attachment, ...] = ()  # sent with the last user message
 
@@ -163,13 +189,6 @@ class Finished:
 
 
 StreamEvent = Union[TextDelta, ReasoningDelta, RefusalDelta, ToolCallDelta, UsageReport, Finished]
-
-
-@dataclass(slots=True)
-class ToolCall:
-    id: str | None
-    name: str
-    arguments: str
 
 
 @dataclass(slots=True)

@@ -25,6 +25,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "providers": ("callm.cli.providers", "app", "Register, inspect and verify providers."),
     "models": ("callm.cli.models", "app", "Model lists with prices and context windows."),
     "usage": ("callm.cli.usage", "app", "What your calls cost."),
+    "serve": (
+        "callm.cli.serve",
+        "app",
+        "Serve the OpenAI, Anthropic and Ollama APIs locally.",
+    ),
+    "routes": ("callm.cli.routes", "app", "Routes: one name for several models and a strategy."),
     "schema": ("callm.cli.schema", "schema", "Print the JSON Schema of a --json output."),
     "logs": ("callm.cli.logs", "app", "Logged calls: list, search, show, remove; logging on/off."),
     "templates": ("callm.cli.templates", "app", "Saved prompts: save, list, show, edit, rm."),

@@ -25,7 +25,9 @@ def report(
         str | None,
         typer.Option(metavar="WHEN", help="Up to (a bare date includes that day)."),
     ] = None,
-    by: Annotated[str, typer.Option(metavar="provider|model|day", help="Group by.")] = "model",
+    by: Annotated[
+        str, typer.Option(metavar="provider|model|day|token", help="Group by.")
+    ] = "model",
     provider: Annotated[str | None, typer.Option(metavar="P", help="Only this provider.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
     csv_out: Annotated[

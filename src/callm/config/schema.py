@@ -11,7 +11,14 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from callm.drivers import DRIVER_NAMES
 
@@ -269,6 +276,27 @@ class LedgerConfig(_Section):
     url: Annotated[str, AfterValidator(_ledger_url)] | None = None
 
 
+STRATEGIES = ("priority", "cheapest", "fastest", "round_robin", "weighted")
+
+
+class RouteConfig(_Section):
+    """[routes.NAME]: candidate models and how to pick one (see callm.routing)."""
+
+    models: list[str]
+    strategy: Literal["priority", "cheapest", "fastest", "round_robin", "weighted"] = "priority"
+    weights: list[NonNegative] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RouteConfig:
+        if not self.models:
+            raise SchemaError([(("models",), "must list at least one model")])
+        if self.strategy == "weighted" and (
+            self.weights is None or len(self.weights) != len(self.models) or not sum(self.weights)
+        ):
+            raise SchemaError([(("weights",), "weighted wants one weight per model, not all 0")])
+        return self
+
+
 TemplateName = Annotated[str, AfterValidator(check_template_name)]
 
 
@@ -323,6 +351,7 @@ class Config(_Section):
     fallbacks: dict[str, list[str]] = Field(default_factory=dict)
     retry: RetryConfig = Field(default_factory=RetryConfig)
     pricing: dict[str, PriceOverride] = Field(default_factory=dict)
+    routes: dict[str, RouteConfig] = Field(default_factory=dict)
     templates: dict[TemplateName, TemplateConfig] = Field(default_factory=dict)
     budgets: BudgetsConfig = Field(default_factory=BudgetsConfig)
     ledger: LedgerConfig = Field(default_factory=LedgerConfig)

@@ -24,6 +24,7 @@ from callm.drivers.base import (
 )
 from callm.drivers.sse import SSEDecoder
 from callm.drivers.structured import SCHEMA_TOOL, strict_schema
+from callm.drivers.wire_tools import anthropic_fields, anthropic_messages
 from callm.errors import AuthError, CallmError, NotFoundError, OverloadedError
 from callm.types import (
     Attachment,
@@ -264,7 +265,9 @@ class AnthropicDriver:
         system, messages = _split_system(req)
         body: dict[str, Any] = {
             "model": req.model,
-            "messages": _messages(messages, req.attachments),
+            "messages": _messages(messages, req.attachments)
+            if req.attachments
+            else anthropic_messages(messages),
             "max_tokens": req.max_tokens or DEFAULT_MAX_TOKENS,
         }
         if system:
@@ -273,6 +276,7 @@ class AnthropicDriver:
             body["temperature"] = req.temperature
         if req.stream:
             body["stream"] = True
+        anthropic_fields(req, body)
         headers = self._headers(ep)
         if req.schema is not None:
             if native_structured_output(req.model):

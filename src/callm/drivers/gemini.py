@@ -25,6 +25,7 @@ from callm.drivers.base import (
 )
 from callm.drivers.sse import MAX_LINE_BYTES, SSEDecoder
 from callm.drivers.structured import gemini_schema
+from callm.drivers.wire_tools import gemini_fields, gemini_parts
 from callm.errors import (
     AuthError,
     BadResponseError,
@@ -316,12 +317,13 @@ class GeminiDriver:
     def chat_request(self, ep: Endpoint, req: ChatRequest) -> HttpRequest:
         systems = [req.system] if req.system else []
         contents: list[dict[str, Any]] = []
+        names: dict[str, str] = {}
         for m in req.messages:
             if m.role == "system":
                 systems.append(m.content)
             else:
                 role = "model" if m.role == "assistant" else "user"
-                contents.append({"role": role, "parts": [{"text": m.content}]})
+                contents.append({"role": role, "parts": gemini_parts(m, names)})
         if req.attachments:
             parts.gemini(contents, req.attachments)
         body: dict[str, Any] = {"contents": contents}
@@ -332,6 +334,7 @@ class GeminiDriver:
             config["temperature"] = req.temperature
         if req.max_tokens:
             config["maxOutputTokens"] = req.max_tokens
+        gemini_fields(req, body, config)
         if req.schema is not None:
             config["responseMimeType"] = "application/json"
             config["responseSchema"] = gemini_schema(req.schema)

@@ -19,6 +19,7 @@ from callm.drivers.base import (
     reads_json,
 )
 from callm.drivers.sse import NDJSONDecoder
+from callm.drivers.wire_tools import ollama_fields, ollama_message
 from callm.errors import BadResponseError, CallmError, NotFoundError
 from callm.types import (
     ChatRequest,
@@ -171,7 +172,7 @@ class OllamaDriver:
         messages: list[dict[str, Any]] = []
         if req.system:
             messages.append({"role": "system", "content": req.system})
-        messages.extend({"role": m.role, "content": m.content} for m in req.messages)
+        messages.extend(ollama_message(m) for m in req.messages)
         if req.attachments:
             parts.ollama(messages, req.attachments)
         body: dict[str, Any] = {"model": req.model, "messages": messages, "stream": req.stream}
@@ -182,6 +183,7 @@ class OllamaDriver:
             options["temperature"] = req.temperature
         if req.max_tokens:
             options["num_predict"] = req.max_tokens
+        ollama_fields(req, body, options)
         for k, v in req.options.items():
             if k in _TOP_LEVEL:
                 body[k] = v

@@ -40,6 +40,7 @@ from callm.drivers.openai_common import (
     stream_error,
 )
 from callm.drivers.structured import SCHEMA_NAME, strict_schema
+from callm.drivers.wire_tools import openai_fields, openai_message
 from callm.errors import BadResponseError, CallmError, MissingKeyError
 from callm.types import (
     ChatRequest,
@@ -89,7 +90,7 @@ def system_role(model: str) -> str:
 
 def chat_messages(req: ChatRequest, role: str = "system") -> list[dict[str, Any]]:
     msgs: list[dict[str, Any]] = [{"role": role, "content": req.system}] if req.system else []
-    msgs.extend({"role": m.role, "content": m.content} for m in req.messages)
+    msgs.extend(openai_message(m) for m in req.messages)
     if req.attachments:
         parts.openai_chat(msgs, req.attachments)
     return msgs
@@ -319,6 +320,7 @@ class OpenAIChatDriver:
         body["stream"] = req.stream
         if req.stream and req.options.get("include_usage", True) not in (False, "false", "0", 0):
             body["stream_options"] = {"include_usage": True}
+        openai_fields(req, body)
         if req.schema is not None:
             body["response_format"] = {
                 "type": "json_schema",

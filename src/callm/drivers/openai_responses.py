@@ -21,6 +21,7 @@ from callm.drivers.base import READ_ERRORS, defer_after_events, join_url, loads,
 from callm.drivers.openai import OpenAIChatDriver
 from callm.drivers.openai_common import SSEJSONReader, apply_options, stream_error
 from callm.drivers.structured import SCHEMA_NAME, strict_schema
+from callm.drivers.wire_tools import responses_fields, responses_input
 from callm.errors import BadResponseError, CallmError
 from callm.types import (
     ChatRequest,
@@ -187,7 +188,7 @@ def parse_responses_response(body: bytes) -> list[StreamEvent]:
 
 
 def _input(req: ChatRequest) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = [{"role": m.role, "content": m.content} for m in req.messages]
+    items = responses_input(req.messages)
     if req.attachments:
         parts.responses(items, req.attachments)
     return items
@@ -209,6 +210,7 @@ class ResponsesDriver(OpenAIChatDriver):
             body["max_output_tokens"] = req.max_tokens
         body["stream"] = req.stream
         body["store"] = False
+        responses_fields(req, body)
         if req.schema is not None:
             body["text"] = {
                 "format": {

@@ -35,6 +35,7 @@ from callm.types import (
     Price,
     StreamEvent,
     TextDelta,
+    ToolCallDelta,
     Usage,
     UsageReport,
 )
@@ -210,6 +211,32 @@ def _failure(kind: str, ep: Endpoint, req: ChatRequest, opts: Mapping[str, Any])
     return BadRequestError("simulated bad request", status=400, **where)
 
 
+def _wants_tool(req: ChatRequest) -> bool:
+    """With tools offered, sim calls one, unless told not to or answering a tool's result."""
+    if not req.tools or req.tool_choice == "none":
+        return False
+    return not (req.messages and req.messages[-1].role == "tool")
+
+
+def _tool_call(req: ChatRequest, prompt: str, delay: float) -> Iterator[StreamEvent]:
+    """A call of the chosen (or first) tool, its required string/number arguments filled."""
+    tool = next((t for t in req.tools if t.name == req.tool_choice), req.tools[0])
+    props = tool.parameters.get("properties") or {}
+    fill = {"integer": 1, "number": 1, "boolean": True, "array": [], "object": {}}
+    args = {
+        name: fill.get((props.get(name) or {}).get("type"), "sim")
+        for name in tool.parameters.get("required") or ()
+    }
+    call_id = f"call_sim_{zlib.crc32(prompt.encode('utf-8')):08x}"
+    text = json.dumps(args)
+    yield UsageReport(Usage(input_tokens=estimate_tokens(prompt)))
+    if delay:
+        time.sleep(delay)
+    yield ToolCallDelta(0, call_id, tool.name, text)
+    yield UsageReport(Usage(estimate_tokens(prompt), estimate_tokens(tool.name + text)))
+    yield Finished("tool_call")
+
+
 class SimDriver:
     name = "sim"
     local = True
@@ -229,6 +256,9 @@ class SimDriver:
             raise _failure(fail, ep, req, opts)
         if req.schema is not None:
             yield from self._json(req, prompt, seed)
+            return
+        if _wants_tool(req):
+            yield from _tool_call(req, prompt, delay)
             return
         n = length
         finish: FinishReason = "stop"
@@ -298,7 +328,7 @@ class SimDriver:
                 context_window=8192,
                 max_output=4096,
                 price=price,
-                capabilities=("streaming",),
+                capabilities=("streaming", "tools"),
                 display_name="Simulator (small)",
             ),
             ModelInfo(
@@ -307,7 +337,7 @@ class SimDriver:
                 context_window=200_000,
                 max_output=16_384,
                 price=price,
-                capabilities=("streaming",),
+                capabilities=("streaming", "tools"),
                 display_name="Simulator (large)",
             ),
         ]

@@ -19,6 +19,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     "models": ("provider", "id"),
     "model_sync": ("provider",),
     "provider_state": ("name",),
+    "gateway_tokens": ("name",),
 }
 ROLLUPS = ("usage_day", "usage_latency")
 BATCH = 2000

@@ -328,6 +328,18 @@ MIGRATIONS: list[str] = [
         SELECT provider, CAST(ts / 900 AS INTEGER), total(cost_usd) FROM usage
         WHERE cost_usd IS NOT NULL GROUP BY 1, 2;
     """,
+    # 9: `callm serve` access tokens (only a hash of each is kept) and who made each call
+    """
+    ALTER TABLE usage ADD COLUMN token TEXT;
+    CREATE INDEX usage_token_ts ON usage(token, ts);
+    CREATE TABLE gateway_tokens (
+        name TEXT PRIMARY KEY,
+        hash TEXT NOT NULL UNIQUE,        -- sha256 hex of the token
+        created REAL NOT NULL,
+        budget_usd_day REAL,              -- NULL: no budget of its own
+        models TEXT                       -- JSON list of allowed models/routes; NULL: any
+    );
+    """,
 ]
 
 
@@ -534,6 +546,19 @@ PG_MIGRATIONS.append("""
         WHERE cost_usd IS NOT NULL GROUP BY 1, 2;
 """)
 
+# 9: `callm serve` tokens and who made each call (see migration 9)
+PG_MIGRATIONS.append("""
+    ALTER TABLE usage ADD COLUMN token TEXT;
+    CREATE INDEX usage_token_ts ON usage(token, ts);
+    CREATE TABLE gateway_tokens (
+        name TEXT PRIMARY KEY,
+        hash TEXT NOT NULL UNIQUE,
+        created DOUBLE PRECISION NOT NULL,
+        budget_usd_day DOUBLE PRECISION,
+        models TEXT
+    );
+""")
+
 # SQL that differs between the two: the local day of a unix time.
 DAY_SQL = {
     "sqlite": "date({ts}, 'unixepoch', 'localtime')",
@@ -574,6 +599,7 @@ def connect(path: Path | None = None) -> sqlite3.Connection:
 def _private(path: Path) -> None:
     """The DB holds prompts and replies when logged: the file 0600 (its -wal and -shm copy
     that), in a folder of ours that is 0700."""
+    import errno
     import stat
 
     folder = path.parent
@@ -582,13 +608,18 @@ def _private(path: Path) -> None:
     mine = not hasattr(os, "getuid") or st.st_uid == os.getuid()
     if st.st_mode & 0o077 and mine and not path.exists():
         folder.chmod(0o700)  # a new DB: the folder is callm's own (an old one was 0755)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    # An existing DB is never opened here: closing any descriptor of a file drops every POSIX
+    # lock this process holds on it, and in `callm serve` other threads' connections hold some
+    # (without them another process's last close deletes the WAL under them: disk I/O errors).
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     try:
-        mode = os.fstat(fd).st_mode
-        if stat.S_IMODE(mode) & 0o077:
-            os.fchmod(fd, 0o600)  # a DB from before this rule
-    finally:
-        os.close(fd)
+        os.close(os.open(path, flags, 0o600))
+    except FileExistsError:
+        st = os.lstat(path)
+        if stat.S_ISLNK(st.st_mode):
+            raise OSError(errno.ELOOP, "is a symbolic link", str(path)) from None
+        if stat.S_IMODE(st.st_mode) & 0o077:
+            os.chmod(path, 0o600)  # a DB from before this rule
 
 
 def _enable_wal(conn: sqlite3.Connection) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 from callm.errors import UsageError
 from callm.ledger.db import FAILED_SQL
 
-BY = ("provider", "model", "day")
+BY = ("provider", "model", "day", "token")
 FIELDS = (
     "requests",
     "failures",
@@ -185,6 +185,8 @@ _KEY = {  # (the group's key in the rollups, GROUP BY there, the key computed fr
     "provider": ("provider", "provider", "provider"),
     "model": ("provider || '/' || model", "provider, model", "provider || '/' || model"),
     "day": ("day", "day", "{day}"),  # the dialect's DAY_SQL
+    # not in the rollups: read from the rows; calls made without the gateway show as "-"
+    "token": ("", "", "coalesce(token, '-')"),
 }
 
 
@@ -230,7 +232,7 @@ def _rows(
     from callm.ledger.db import DAY_SQL, LAT_BUCKET_SQL, connect
 
     key, group, raw_key = _KEY[by]
-    days, raw = plan(since, until)
+    days, raw = plan(since, until) if group else (None, [(since, until)])
     conn = connect(db)
     raw_key = raw_key.format(day=DAY_SQL[dialect(conn)].format(ts="ts"))
     counts: list[tuple[Any, ...]] = []

@@ -21,7 +21,7 @@ from typing import Any
 SPILL_NAME = "usage-spill.jsonl"
 RETRIES = 8  # "database is locked" that escaped the busy timeout (WAL switch, recovery)
 MAX_WAIT = 20.0  # seconds; a lock held longer than the busy timeout means: spill, don't hang
-OUTCOMES = ("ok", "error", "interrupted", "broken_stream", "fallback")
+OUTCOMES = ("ok", "error", "interrupted", "broken_stream", "fallback", "client_gone")
 
 
 @dataclass
@@ -54,6 +54,7 @@ class UsageRow:
     options_json: str | None = None
     attachments_json: str | None = None
     reply_json: str | None = None
+    token: str | None = None  # the `callm serve` token's name, for calls through the gateway
 
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(UsageRow))
