@@ -175,3 +175,70 @@ def test_a_cost_that_is_not_finite_is_written_as_null() -> None:
     assert out["totals"]["cost_usd"] is None and out["groups"][0]["cost_usd"] is None
     check("usage-report", out)
     json.dumps(out, allow_nan=False)
+
+
+# ---- the smaller commands -------------------------------------------------------------------
+
+
+def test_verify_models_output_fits(cli: Cli, isolated_env: IsolatedEnv) -> None:
+    isolated_env.write_config(
+        "[providers.lab]\ndriver = 'sim'\ndefault_model = 'sim-small'\n"
+        "[fallbacks]\n'lab/sim-small' = ['lab/sim-large']\n"
+    )
+    out = json_of(cli, "providers", "verify", "--models")
+    assert set(out) == {"providers", "models", "fallbacks"}
+    assert out["models"] and all(m["ok"] for m in out["models"])
+    check("providers-verify-models", out)
+    with pytest.raises(jsonschema.ValidationError):  # the plain list is another shape
+        check("providers-verify", out)
+    (isolated_env.home / "m.txt").write_text("nowhere/model\n", encoding="utf-8")
+    mf = str(isolated_env.home / "m.txt")
+    out = json_of(cli, "providers", "verify", "--models-file", mf, code=1)
+    bad = next(m for m in out["models"] if m["model"] == "nowhere/model")
+    assert bad["provider"] is None and not bad["ok"]
+    check("providers-verify-models", out)
+
+
+def test_usage_budget_output_fits(cli: Cli, isolated_env: IsolatedEnv) -> None:
+    isolated_env.write_config(
+        "[providers.lab]\ndriver = 'sim'\n[budgets]\nmonthly = 10\n"
+        "[budgets.providers.lab]\ndaily = 1\n"
+    )
+    assert cli("chat", "-m", "lab/sim-small", "hi").code == 0
+    rows = json_of(cli, "usage", "budget")
+    assert {r["budget"] for r in rows} == {"monthly", "lab daily"}
+    check("usage-budget", rows)
+
+
+def test_template_outputs_fit(cli: Cli, isolated_env: IsolatedEnv) -> None:
+    isolated_env.write_config("[providers.lab]\ndriver = 'sim'\n")
+    args = ["-m", "lab/sim-small", "-s", "be brief", "-o", "temperature:=0.5"]
+    assert cli("templates", "save", "terse", *args, "--schema", "name, age int").code == 0
+    listed = json_of(cli, "templates", "list")
+    assert listed["terse"]["schema"] and "schema_" not in listed["terse"]
+    check("templates-list", listed)
+    shown = json_of(cli, "templates", "show", "terse")
+    assert shown["name"] == "terse" and shown["options"] == {"temperature": 0.5}
+    check("templates-show", shown)
+
+
+def test_provider_change_outputs_fit(cli: Cli, isolated_env: IsolatedEnv, monkeypatch) -> None:
+    outs = [json_of(cli, "providers", "add", "lab", "--driver", "sim", "--no-verify")]
+    outs.append(json_of(cli, "providers", "disable", "lab"))
+    outs.append(json_of(cli, "providers", "enable", "lab"))
+    args = ["--base-url", "http://127.0.0.1:9/v1", "--no-key", "--no-verify"]
+    outs.append(json_of(cli, "providers", "add", "loc", "--driver", "openai-compatible", *args))
+    outs.append(json_of(cli, "providers", "remove", "loc", "--yes"))
+    assert outs[1] == {"name": "lab", "enabled": False} and outs[4]["removed"] == "loc"
+    for out in outs:
+        check("providers-change", out)
+    catalog = json_of(cli, "providers", "catalog")
+    assert any(r["name"] == "openai" for r in catalog)
+    check("providers-catalog", catalog)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-FAKEschema0000000000000")
+    plan = json_of(cli, "providers", "import", "--dry-run")
+    assert plan["imported"] == [] and plan["plan"][0]["provider"] == "openai"
+    check("providers-import", plan)
+    done = json_of(cli, "providers", "import", "--yes")
+    assert [s["provider"] for s in done["imported"]] == ["openai"]
+    check("providers-import", done)

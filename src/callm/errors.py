@@ -170,6 +170,13 @@ class NetworkError(CallmError):
         return "network error"
 
 
+class HostNotFoundError(NetworkError):
+    """The provider's host name does not resolve: asking again a second later gives the same
+    answer, so it is not retried (a fallback on another host may still answer)."""
+
+    retryable = False
+
+
 class CallTimeoutError(NetworkError):
     kind = "timeout"
 

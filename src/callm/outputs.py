@@ -298,6 +298,15 @@ class TokenList(RootModel[list[TokenRow]]):
 
 
 from callm.ledger.log_schema import LogList  # noqa: E402  (pure pydantic, no I/O)
+from callm.outputs_ops import (  # noqa: E402  (the smaller commands' models)
+    ProviderChange,
+    ProvidersCatalog,
+    ProvidersImport,
+    ProvidersVerifyModels,
+    TemplateShow,
+    TemplatesList,
+    UsageBudget,
+)
 
 SCHEMAS: dict[str, type[BaseModel]] = {
     "chat": ChatOutput,
@@ -306,10 +315,17 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "providers-list": ProvidersList,
     "providers-show": ProviderShow,
     "providers-verify": ProvidersVerify,
+    "providers-verify-models": ProvidersVerifyModels,  # with --models / --models-file
+    "providers-change": ProviderChange,  # add, remove, enable, disable, set-key
+    "providers-import": ProvidersImport,
+    "providers-catalog": ProvidersCatalog,
     "models-list": ModelsList,
     "models-show": ModelRow,
     "models-sync": ModelsSync,
     "usage-report": UsageReport,
+    "usage-budget": UsageBudget,
+    "templates-list": TemplatesList,
+    "templates-show": TemplateShow,
     "logs": LogList,  # `logs list --json` and `logs show --json`
     "ledger-status": LedgerStatus,
     "ledger-copy": LedgerCopy,
@@ -324,7 +340,11 @@ SCHEMAS: dict[str, type[BaseModel]] = {
 def dump(name: str, data: Any) -> Any:
     """`data` checked against output NAME, as plain JSON values (fields it left out stay
     out)."""
-    return SCHEMAS[name].model_validate(data).model_dump(mode="json", exclude_unset=True)
+    return (
+        SCHEMAS[name]
+        .model_validate(data)
+        .model_dump(mode="json", exclude_unset=True, by_alias=True)
+    )
 
 
 def schema(name: str) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from callm.errors import CallmError, NotFoundError, StreamError
+from callm.errors import CallmError, HostNotFoundError, NotFoundError, StreamError
 
 if TYPE_CHECKING:
     from callm.config.schema import RetryConfig
@@ -50,7 +50,7 @@ def should_fall_back(exc: CallmError) -> bool:
     Auth, bad requests and context-length errors would fail the same way elsewhere... or
     are the user's to fix, so they stop the chain."""
     cause = root_cause(exc)
-    return cause.retryable or isinstance(cause, NotFoundError)
+    return cause.retryable or isinstance(cause, (NotFoundError, HostNotFoundError))
 
 
 def counts_against_provider(exc: CallmError) -> bool:

@@ -58,7 +58,10 @@ def handle(exc: BaseException, *, verbose: bool = False, json_mode: bool = False
 def _print_error(msg: str, hint: str | None, json_mode: bool, kind: str) -> None:
     try:
         if json_mode and kind not in ("usage",):
-            sys.stdout.write(json.dumps({"error": {"kind": kind, "message": msg}}) + "\n")
+            from callm.outputs import dump
+
+            obj = dump("error", {"error": {"kind": kind, "message": msg}})
+            sys.stdout.write(json.dumps(obj) + "\n")
             sys.stdout.flush()
     except BrokenPipeError:
         _silence_stdout()

@@ -52,7 +52,9 @@ def import_keys(
             raise typer.Exit(1)
     _apply(st, todo)
     if st.out.json_mode:
-        st.out.emit_json({"imported": [s.as_dict() for s in todo]})
+        from callm.outputs import dump
+
+        st.out.emit_json(dump("providers-import", {"imported": [s.as_dict() for s in todo]}))
     else:
         names = ", ".join(s.found.provider for s in todo)
         st.out.info(f"imported {len(todo)} key(s) into the OS keychain: {names}")
@@ -70,7 +72,10 @@ def _show(st: State, steps: "list[Step]", applied: bool | None) -> None:
     out = st.out
     if out.json_mode:
         if applied is False:  # --dry-run or nothing to do: the plan is the answer
-            out.emit_json({"imported": [], "plan": [s.as_dict() for s in steps]})
+            from callm.outputs import dump
+
+            plan = [s.as_dict() for s in steps]
+            out.emit_json(dump("providers-import", {"imported": [], "plan": plan}))
         return
     if not steps:
         out.info("no keys found (looked in the environment, llm's keys.json, aichat's config)")

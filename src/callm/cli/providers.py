@@ -200,13 +200,18 @@ def add(
 
     out = st.out
     if out.json_mode:
+        from callm.outputs import dump
+
         out.emit_json(
-            {
-                "added": name,
-                "driver": drv,
-                "base_url": safe_url(url),
-                "key_source": _source(name, pc),
-            }
+            dump(
+                "providers-change",
+                {
+                    "added": name,
+                    "driver": drv,
+                    "base_url": safe_url(url),
+                    "key_source": _source(name, pc),
+                },
+            )
         )
         return
     region_text = f"region {region or 'from the AWS config'}"
@@ -427,7 +432,7 @@ def remove(
     )
     deleted = _delete_key(st, name) if pc.key == "keychain" else False
     if st.out.json_mode:
-        st.out.emit_json({"removed": name, "key_deleted": deleted})
+        st.out.emit_json(_changed({"removed": name, "key_deleted": deleted}))
     else:
         st.out.info(f"removed {name}" + (" and its keychain entry" if deleted else ""))
 
@@ -455,7 +460,7 @@ def _set_enabled(ctx: typer.Context, name: str, enabled: bool) -> None:
 
     st.update(change)
     if st.out.json_mode:
-        st.out.emit_json({"name": name, "enabled": enabled})
+        st.out.emit_json(_changed({"name": name, "enabled": enabled}))
     else:
         st.out.info(f"{'enabled' if enabled else 'disabled'} {name}")
 
@@ -498,7 +503,7 @@ def set_key(
 
         st.update(change)
     if st.out.json_mode:
-        st.out.emit_json({"name": name, "key": mask(key), "stored_in": "keychain"})
+        st.out.emit_json(_changed({"name": name, "key": mask(key), "stored_in": "keychain"}))
     else:
         st.out.info(f"stored key {mask(key)} for {name} in {backend_label()}")
 
@@ -511,18 +516,23 @@ def catalog_(ctx: typer.Context) -> None:
     st = state(ctx)
     rows = catalog()
     if st.out.json_mode:
+        from callm.outputs import dump
+
         st.out.emit_json(
-            [
-                {
-                    "name": t.name,
-                    "driver": t.driver,
-                    "base_url": t.base_url,
-                    "key_env": list(t.key_env),
-                    "default_model": t.default_model,
-                    "docs_url": t.docs_url,
-                }
-                for t in rows.values()
-            ]
+            dump(
+                "providers-catalog",
+                [
+                    {
+                        "name": t.name,
+                        "driver": t.driver,
+                        "base_url": t.base_url,
+                        "key_env": list(t.key_env),
+                        "default_model": t.default_model,
+                        "docs_url": t.docs_url,
+                    }
+                    for t in rows.values()
+                ],
+            )
         )
         return
     st.out.table(
@@ -592,3 +602,10 @@ def _register_key_commands() -> None:
 _register_key_commands()
 
 __all__ = ["ConfigError", "app"]
+
+
+def _changed(data: dict[str, object]) -> object:
+    """A small change's --json output, checked against its published model."""
+    from callm.outputs import dump
+
+    return dump("providers-change", data)

@@ -65,7 +65,9 @@ def list_(
     st = state(ctx)
     tpls = st.config().templates
     if json_out or st.out.json_mode:
-        st.out.emit_json({n: t.to_dict() for n, t in sorted(tpls.items())})
+        from callm.outputs import dump
+
+        st.out.emit_json(dump("templates-list", {n: t.to_dict() for n, t in sorted(tpls.items())}))
         return
     if not tpls:
         st.out.info("no templates yet: callm templates save NAME --prompt 'Summarise: $input'")
@@ -89,7 +91,9 @@ def show(
     st = state(ctx)
     t = templates.get(st.config(), name)
     if json_out or st.out.json_mode:
-        st.out.emit_json({"name": name, **t.to_dict()})
+        from callm.outputs import dump
+
+        st.out.emit_json(dump("templates-show", {"name": name, **t.to_dict()}))
         return
     st.out.data(templates.as_toml(name, t).strip())
 

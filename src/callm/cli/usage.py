@@ -138,7 +138,9 @@ def budget(
     for name in sorted(set(cfg.budgets.providers) - {*cfg.providers, "sim"}):
         st.out.warn(f"budgets.providers.{name}: no provider {name!r} is configured")
     if json_out or st.out.json_mode:
-        st.out.emit_json(rows)
+        from callm.outputs import dump
+
+        st.out.emit_json(dump("usage-budget", rows))
         return
     if not rows:
         st.out.info("no budgets configured; add daily/monthly limits under [budgets]")

@@ -64,16 +64,21 @@ def run_verify(
     if probing is not None:
         probing.join()
     if out.json_mode or not out.stdout_isatty:
+        from callm.outputs import dump
+
         rows = [r.as_dict(with_probe=bool(opts.probe)) for r in results]
         if mplan is None:
-            out.emit_json(rows)
+            out.emit_json(dump("providers-verify", rows))
         else:
             out.emit_json(
-                {
-                    "providers": rows,
-                    "models": [c.as_dict() for c in mplan.checks.values()],
-                    "fallbacks": [c.as_dict() for c in mplan.chains],
-                }
+                dump(
+                    "providers-verify-models",
+                    {
+                        "providers": rows,
+                        "models": [c.as_dict() for c in mplan.checks.values()],
+                        "fallbacks": [c.as_dict() for c in mplan.chains],
+                    },
+                )
             )
     else:
         if results:

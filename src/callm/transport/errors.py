@@ -9,7 +9,7 @@ import time
 
 import httpx
 
-from callm.errors import CallmError, CallTimeoutError, NetworkError
+from callm.errors import CallmError, CallTimeoutError, HostNotFoundError, NetworkError
 from callm.transport.policy import CannotSendError, Timeouts, malformed_location, public
 
 
@@ -37,6 +37,13 @@ def map_error(
         )
     if isinstance(exc, httpx.ProxyError):
         return NetworkError(f"cannot reach {url}: the proxy said {exc}", provider=provider)
+    if isinstance(exc, httpx.ConnectError) and (dns := _lookup_failure(exc)) is not None:
+        host = httpx.URL(url).host or url
+        return HostNotFoundError(
+            f"cannot resolve the host name {host} ({dns.strerror or dns}): {url}",
+            provider=provider,
+            hint=f"check {provider or 'the provider'}'s base_url and your network's DNS",
+        )
     if isinstance(exc, httpx.ConnectError):
         return NetworkError(f"cannot reach {url}: {_reason(exc)}", provider=provider)
     if isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
@@ -51,6 +58,15 @@ def map_error(
         return malformed_location(url, provider)  # httpx parses Location even when not following
     # ReadError, WriteError, RemoteProtocolError (the reply is not HTTP, or it was cut short)
     return NetworkError(f"connection to {url} broke: {_reason(exc)}", provider=provider)
+
+
+def _lookup_failure(exc: BaseException) -> socket.gaierror | None:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, socket.gaierror):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _reason(exc: BaseException) -> str:

@@ -30,6 +30,13 @@ class CannotSendError(NetworkError):
     retryable = False
 
 
+class RedirectLoopError(NetworkError):
+    """More than MAX_REDIRECTS hops: the server's loop answers the same way again, so it is
+    not retried."""
+
+    retryable = False
+
+
 @dataclass(frozen=True, slots=True)
 class Timeouts:
     connect: float = 10.0
@@ -169,7 +176,7 @@ def hops(req: HttpRequest, provider: str | None) -> Generator[Hop, tuple[int, st
         if status not in REDIRECTS or not location:
             return
         hop.url = _redirect(hop, status, location, provider)
-    raise NetworkError(
+    raise RedirectLoopError(
         f"{public(req.url)} redirected more than {MAX_REDIRECTS} times", provider=provider
     )
 
