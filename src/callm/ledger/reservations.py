@@ -11,7 +11,7 @@ all. A holder that dies without settling is noticed by its pid (same host) or by
 from __future__ import annotations
 
 import os
-import socket
+import platform
 import sqlite3
 import time
 from collections.abc import Callable
@@ -139,7 +139,8 @@ def release_now(reservation: int, path: Path | None = None) -> None:
 
 
 def _host() -> str:
-    return socket.gethostname()
+    """This machine's name (the host name, as uname gives it), to tell whose pids we can check."""
+    return platform.node()
 
 
 def _expire(conn: sqlite3.Connection) -> None:
