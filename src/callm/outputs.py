@@ -220,6 +220,9 @@ class UsageTotals(_Out):
     unpriced_requests: int
     p50_latency_ms: int | None
     p95_latency_ms: int | None
+    # models of the provider tried, failed ones included (a fallback may have answered)
+    attempts: int
+    failed_attempts: int
 
 
 class _Keyed(_Out):

@@ -125,6 +125,7 @@ def _show(out: Any, data: dict[str, Any]) -> None:
     ]
     if not data["reachable"]:
         lines.append(f"unreachable:    {data['error']}")
+    width = max((len(t) for t in data["rows"]), default=0)
     for table, n in data["rows"].items():
-        lines.append(f"  {table:<15} {n}")
+        lines.append(f"  {table:<{width}} {n}")
     out.data("\n".join(lines))

@@ -34,7 +34,8 @@ def report(
         bool, typer.Option("--csv", help="CSV: a header row, a row per group.")
     ] = False,
 ) -> None:
-    """Requests, failures, tokens, cost and latency (p50/p95) per group, with totals."""
+    """Requests, failures, tokens, cost, latency (p50/p95) and attempts per group, with
+    totals."""
     from callm.errors import UsageError
     from callm.ledger import report as rep
 
@@ -90,6 +91,8 @@ def _cells(key: str, g: dict[str, Any]) -> list[str]:
         cost,
         _ms(g["p50_latency_ms"]),
         _ms(g["p95_latency_ms"]),
+        str(g["attempts"]),
+        str(g["failed_attempts"]),
     ]
 
 
@@ -99,6 +102,7 @@ def _human(out: Any, data: dict[str, Any], by: str, span: str) -> None:
         out.info(f"no calls recorded ({span})")
         return
     columns = [by, "requests", "failed", "tokens in", "tokens out", "cost", "p50", "p95"]
+    columns += ["attempts", "failed attempts"]  # of each provider, whichever answered
     rows = [_cells(g["key"], g) for g in groups] + [_cells("total", totals)]
     out.table(columns, rows, title=f"usage by {by}, {span}" if out.rich_stdout else None)
     if out.rich_stdout:

@@ -21,7 +21,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     "provider_state": ("name",),
     "gateway_tokens": ("name",),
 }
-ROLLUPS = ("usage_day", "usage_latency")
+ROLLUPS = ("usage_day", "usage_latency", "usage_attempt_day")
 BATCH = 2000
 
 

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from callm.errors import CallmError
+from callm.ledger import attempts as _attempts
 from callm.paths import db_path
 
 BUSY_TIMEOUT_MS = 30_000
@@ -564,6 +565,11 @@ DAY_SQL = {
     "sqlite": "date({ts}, 'unixepoch', 'localtime')",
     "postgres": "to_char(to_timestamp({ts}), 'YYYY-MM-DD')",
 }
+
+# 10: attempts and failed attempts per provider, model and day (ledger/attempts.py), so a
+#     provider whose failure a fallback answered shows in `usage report`
+MIGRATIONS.append(_attempts.migration("sqlite", FAILED_SQL, DAY_SQL["sqlite"]))
+PG_MIGRATIONS.append(_attempts.migration("postgres", FAILED_SQL, DAY_SQL["postgres"]))
 
 
 def connect(path: Path | None = None) -> sqlite3.Connection:

@@ -1,7 +1,9 @@
 """`usage report`: totals per provider, model or day, aggregated in SQL.
 
-Whole local days come from the rollups `usage_day` (counts) and `usage_latency` (a latency
-histogram), kept by triggers (ledger/db.py); the partial days at the edges of a --since/--until
+Whole local days come from the rollups `usage_day` (counts), `usage_latency` (a latency
+histogram) and `usage_attempt_day` (attempts per provider, failed ones included: a provider
+whose failure a fallback answered shows with 0 requests), kept by triggers (ledger/db.py,
+ledger/attempts.py); the partial days at the edges of a --since/--until
 range come from the `usage` rows themselves (ts index), in the same shape; merged here.
 Latency percentiles are nearest-rank over those buckets: exact while a bucket holds one distinct
 latency (small ledgers), otherwise interpolated between the bucket's min and max (~5% wide).
@@ -31,6 +33,8 @@ FIELDS = (
     "unpriced_requests",
     "p50_latency_ms",
     "p95_latency_ms",
+    "attempts",  # models tried of the group's provider, whichever answered (ledger/attempts.py)
+    "failed_attempts",
 )
 _REL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([hdw])\s*$", re.IGNORECASE)
 _UNIT = {"h": 3600, "d": 86400, "w": 7 * 86400}
@@ -119,6 +123,8 @@ class _Acc:
     output_tokens: int = 0
     cost: float = 0.0
     unpriced: int = 0
+    attempts: int = 0
+    failed_attempts: int = 0
     lat: dict[int, list[int]] = field(default_factory=dict)  # bucket -> [n, min, max]
 
     def add(self, row: tuple[Any, ...]) -> None:
@@ -129,6 +135,10 @@ class _Acc:
         self.output_tokens += tout or 0
         self.cost += cost or 0.0
         self.unpriced += unpriced or 0
+
+    def add_tries(self, n: int, failed: int) -> None:
+        self.attempts += n or 0
+        self.failed_attempts += failed or 0
 
     def add_lat(self, bucket: int, n: int, lmin: int, lmax: int) -> None:
         b = self.lat.get(bucket)
@@ -146,6 +156,7 @@ class _Acc:
         self.output_tokens += other.output_tokens
         self.cost += other.cost
         self.unpriced += other.unpriced
+        self.add_tries(other.attempts, other.failed_attempts)
         for bucket, (n, lmin, lmax) in other.lat.items():
             self.add_lat(bucket, n, lmin, lmax)
 
@@ -161,6 +172,8 @@ class _Acc:
             "unpriced_requests": self.unpriced,
             "p50_latency_ms": percentile(self.lat, 0.50),
             "p95_latency_ms": percentile(self.lat, 0.95),
+            "attempts": self.attempts,
+            "failed_attempts": self.failed_attempts,
         }
 
 
@@ -207,9 +220,11 @@ def report(
 
     groups: dict[str, _Acc] = {}
     if exists(path):
-        counts, lats = _rows(path, since, until, by, provider)
+        counts, lats, tries = _rows(path, since, until, by, provider)
         for key, *row in counts:
             groups.setdefault(key, _Acc()).add(tuple(row))
+        for key, n, failed in tries:  # a provider that only failed has no counts row
+            groups.setdefault(key, _Acc()).add_tries(n, failed)
         for key, bucket, n, lmin, lmax in lats:
             groups.setdefault(key, _Acc()).add_lat(bucket, n, lmin, lmax)
     total = _Acc()
@@ -219,15 +234,18 @@ def report(
     if by == "day":
         out.sort(key=lambda g: g["key"])
     else:
-        out.sort(key=lambda g: (-(g["cost_usd"] or 0.0), -g["requests"], g["key"]))
+        out.sort(key=lambda g: (-(g["cost_usd"] or 0.0), -g["requests"], -g["attempts"], g["key"]))
     return {"groups": out, "totals": total.result()}
 
 
 def _rows(
     db: Path | None, since: float | None, until: float | None, by: str, provider: str | None
-) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     """(counts: key, requests, failures, in, out, cost, unpriced; latency: key, bucket, n,
-    min, max), from the rollups for whole days and from the rows for the partial ones."""
+    min, max; attempts: key, attempts, failed), from the rollups for whole days and from the
+    rows for the partial ones. --provider keeps the attempts of that provider, whichever
+    provider answered the call."""
+    from callm.ledger.attempts import attempt_sql
     from callm.ledger.backend import dialect
     from callm.ledger.db import DAY_SQL, LAT_BUCKET_SQL, connect
 
@@ -235,8 +253,10 @@ def _rows(
     days, raw = plan(since, until) if group else (None, [(since, until)])
     conn = connect(db)
     raw_key = raw_key.format(day=DAY_SQL[dialect(conn)].format(ts="ts"))
+    join, a_provider, a_model, a_failed = attempt_sql(dialect(conn), "usage", FAILED_SQL)
     counts: list[tuple[Any, ...]] = []
     lats: list[tuple[Any, ...]] = []
+    tries: list[tuple[Any, ...]] = []
     try:
         if days is not None:
             where, args = _where(provider, [("day >= ?", days[0]), ("day <= ?", days[1])])
@@ -249,6 +269,11 @@ def _rows(
             lats += conn.execute(
                 f"SELECT {key}, lat_bucket, sum(n), min(lat_min), max(lat_max)"
                 f" FROM usage_latency{where} GROUP BY {group}, lat_bucket",
+                args,
+            ).fetchall()
+            tries += conn.execute(
+                f"SELECT {key}, sum(attempts), sum(failed)"
+                f" FROM usage_attempt_day{where} GROUP BY {group}",
                 args,
             ).fetchall()
         failed = FAILED_SQL.format(row="usage")
@@ -268,9 +293,18 @@ def _rows(
                 f" FROM usage{lat_where} GROUP BY 1, 2",
                 args,
             ).fetchall()
+            # the attempts of the rows, as columns named like the row's (raw_key reads them)
+            where, args = _where(None, [("ts >= ?", lo), ("ts < ?", hi)])
+            outer, more = _where(provider, [])
+            tries += conn.execute(
+                f"SELECT {raw_key}, count(*), sum(failed) FROM (SELECT usage.ts AS ts,"
+                f" usage.token AS token, {a_provider} AS provider, {a_model} AS model,"
+                f" {a_failed} AS failed FROM usage {join}{where}) AS a{outer} GROUP BY 1",
+                args + more,
+            ).fetchall()
     finally:
         conn.close()
-    return counts, lats
+    return counts, lats, tries
 
 
 def _where(provider: str | None, conds: list[tuple[str, Any]]) -> tuple[str, list[Any]]:
@@ -283,13 +317,17 @@ def _where(provider: str | None, conds: list[tuple[str, Any]]) -> tuple[str, lis
 
 
 def rebuild_rollups(conn: Any) -> None:
-    """Recompute usage_day and usage_latency from every row (e.g. after a bulk load made with
-    the triggers set aside). Runs the backfill statements of the migration that made them."""
+    """Recompute usage_day, usage_latency and usage_attempt_day from every row (e.g. after a
+    bulk load made with the triggers set aside). Runs the backfill statements of the
+    migrations that made them."""
+    from callm.ledger.attempts import backfill_sql
     from callm.ledger.backend import dialect
     from callm.ledger.db import DAY_SQL, LAT_BUCKET_SQL, MIGRATIONS, _statements
 
     conn.execute("DELETE FROM usage_day")
     conn.execute("DELETE FROM usage_latency")
+    conn.execute("DELETE FROM usage_attempt_day")
+    conn.execute(backfill_sql(dialect(conn), FAILED_SQL, DAY_SQL[dialect(conn)]))
     if dialect(conn) == "postgres":  # what PostgreSQL's trigger would have written
         day = DAY_SQL["postgres"].format(ts="ts")
         conn.execute(
