@@ -191,7 +191,7 @@ complete -c callm -n '__callm_is \'models list\'' -l 'sort' -x -d 'price | conte
 complete -c callm -n '__callm_is \'models list\'' -l 'help' -s 'h' -d 'Show this message and exit.'
 complete -c callm -n '__callm_is \'models show\'' -l 'help' -s 'h' -d 'Show this message and exit.'
 complete -c callm -n '__callm_is \'models default\'' -l 'help' -s 'h' -d 'Show this message and exit.'
-complete -c callm -n '__callm_is \'usage\'' -a 'report' -d 'Requests, failures, tokens, cost and latency (p50/p95) per group, with totals.'
+complete -c callm -n '__callm_is \'usage\'' -a 'report' -d 'Requests, failures, tokens, cost, latency and attempts per group, with totals.'
 complete -c callm -n '__callm_is \'usage\'' -a 'budget' -d 'Each [budgets] limit: spent, held by calls in flight, limit, left, period end.'
 complete -c callm -n '__callm_is \'usage\'' -l 'help' -s 'h' -d 'Show this message and exit.'
 complete -c callm -n '__callm_is \'usage report\'' -l 'since' -x -d 'From: 7d, 24h, 2w, today, 2026-11-01, an ISO time.'

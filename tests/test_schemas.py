@@ -170,7 +170,7 @@ def test_schemas_refuse_missing_and_unknown_fields() -> None:
 def test_a_cost_that_is_not_finite_is_written_as_null() -> None:
     totals = {"requests": 1, "failures": 0, "input_tokens": 1, "output_tokens": 1}
     totals |= {"cost_usd": float("inf"), "unpriced_requests": 0}
-    totals |= {"p50_latency_ms": 5, "p95_latency_ms": 5}
+    totals |= {"p50_latency_ms": 5, "p95_latency_ms": 5, "attempts": 1, "failed_attempts": 0}
     out = dump("usage-report", {"groups": [{"key": "lab", **totals}], "totals": totals})
     assert out["totals"]["cost_usd"] is None and out["groups"][0]["cost_usd"] is None
     check("usage-report", out)

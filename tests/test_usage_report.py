@@ -85,8 +85,10 @@ def test_by_provider(cli, ledger) -> None:
         "unpriced_requests": 0,
         "p50_latency_ms": 200,
         "p95_latency_ms": 300,
+        "attempts": 3,  # no attempts_json: each row is one attempt of its own provider
+        "failed_attempts": 0,
     }
-    assert groups["anthropic"]["failures"] == 1
+    assert groups["anthropic"]["failures"] == groups["anthropic"]["failed_attempts"] == 1
     lab = groups["lab"]
     assert (lab["requests"], lab["failures"], lab["unpriced_requests"], lab["cost_usd"]) == (
         2,
@@ -215,6 +217,8 @@ def test_empty_or_missing_ledger(cli, isolated_env, args) -> None:
             "unpriced_requests": 0,
             "p50_latency_ms": None,
             "p95_latency_ms": None,
+            "attempts": 0,
+            "failed_attempts": 0,
         },
     }
     assert not db.exists()  # reading never creates the DB

@@ -34,8 +34,7 @@ def report(
         bool, typer.Option("--csv", help="CSV: a header row, a row per group.")
     ] = False,
 ) -> None:
-    """Requests, failures, tokens, cost, latency (p50/p95) and attempts per group, with
-    totals."""
+    """Requests, failures, tokens, cost, latency and attempts per group, with totals."""
     from callm.errors import UsageError
     from callm.ledger import report as rep
 

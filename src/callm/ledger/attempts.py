@@ -18,7 +18,7 @@ PG_JSON_ARRAY = """
     AS $arr$
     DECLARE j jsonb;
     BEGIN
-        IF t IS NULL OR ltrim(t) NOT LIKE '[%' THEN
+        IF t IS NULL OR ltrim(t, E' \\t\\n\\r') NOT LIKE '[%' THEN  -- JSON's blanks
             RETURN NULL;
         END IF;
         BEGIN
