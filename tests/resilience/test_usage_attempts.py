@@ -112,6 +112,7 @@ def expected(rows: list[dict], lo: float | None, hi: float | None, by: str, only
                 "provider": provider,
                 "model": f"{provider}/{model}",
                 "day": date.fromtimestamp(r["ts"]).isoformat(),
+                "token": r["token"] or "-",
             }[by]
             acc = out.setdefault(key, [0, 0])
             acc[0] += 1
@@ -154,6 +155,7 @@ def test_report_attempts_match_a_plain_computation(monkeypatch) -> None:
                 "model": model,
                 "outcome": rnd.choice(["ok", "fallback", "error", "interrupted"]),
                 "attempts_json": _attempts_json(rnd, provider, model),
+                "token": rnd.choice([None, None, "ci", "bot"]),  # the gateway's, or none
             }
             record(UsageRow(**row))
             rows.append(row)
@@ -163,7 +165,7 @@ def test_report_attempts_match_a_plain_computation(monkeypatch) -> None:
             cases += [(a, b), (a, None), (None, b)]
         cases.append((start + 86400, start + 3 * 86400))  # whole days only
         for lo, hi in cases:
-            for by in ("provider", "model", "day"):
+            for by in ("provider", "model", "day", "token"):
                 for only in (None, "openai"):
                     got = build(since=lo, until=hi, by=by, provider=only)
                     have = {g["key"]: (g["attempts"], g["failed_attempts"]) for g in got["groups"]}
@@ -187,10 +189,15 @@ def test_deleted_rows_leave_the_attempts_rollup() -> None:
     for i in range(40):
         provider, model = rnd.choice(["openai", "lab"]), "m"
         js = _attempts_json(rnd, provider, model)
-        record(UsageRow(ts=now - i * 7000, provider=provider, model=model, attempts_json=js))
+        token = rnd.choice([None, "ci"])
+        record(
+            UsageRow(
+                ts=now - i * 7000, provider=provider, model=model, attempts_json=js, token=token
+            )
+        )
     conn = connect()
     try:
-        table = "SELECT * FROM usage_attempt_day ORDER BY provider, model, day"
+        table = "SELECT * FROM usage_attempt_day ORDER BY provider, model, day, token"
         conn.execute("DELETE FROM usage WHERE id % 3 = 0")
         after_delete = conn.execute(table).fetchall()
         conn.execute("BEGIN")

@@ -75,28 +75,30 @@ def backfill_sql(dialect: str, failed: str, day: str) -> str:
     """The attempts of every usage row into an empty usage_attempt_day."""
     join, p, m, f = attempt_sql(dialect, "usage", failed)
     return (
-        f"INSERT INTO usage_attempt_day (provider, model, day, attempts, failed)"
-        f" SELECT {p}, {m}, {day.format(ts='usage.ts')}, count(*), sum({f})"
-        f" FROM usage {join} GROUP BY 1, 2, 3"
+        f"INSERT INTO usage_attempt_day (provider, model, day, token, attempts, failed)"
+        f" SELECT {p}, {m}, {day.format(ts='usage.ts')}, coalesce(usage.token, ''), count(*),"
+        f" sum({f}) FROM usage {join} GROUP BY 1, 2, 3, 4"
     )
 
 
 def migration(dialect: str, failed: str, day: str) -> str:
-    """Migration 10: usage_attempt_day, attempts and failed attempts per provider, model and
-    local day, kept by triggers on usage and backfilled from the rows already there. `day` is
-    the dialect's DAY_SQL, with {ts}."""
+    """Migration 10: usage_attempt_day, attempts and failed attempts per provider, model,
+    local day and gateway token ('' for none: `--by token` reads it too), kept by triggers
+    on usage and backfilled from the rows already there. `day` is the dialect's DAY_SQL,
+    with {ts}."""
     new_join, new_p, new_m, new_f = attempt_sql(dialect, "NEW", failed)
     old_join, old_p, old_m, old_f = attempt_sql(dialect, "OLD", failed)
     new_day, old_day = day.format(ts="NEW.ts"), day.format(ts="OLD.ts")
+    old_token = "coalesce(OLD.token, '')"
     upsert = (
-        "ON CONFLICT (provider, model, day) DO UPDATE SET"
+        "ON CONFLICT (provider, model, day, token) DO UPDATE SET"
         " attempts = usage_attempt_day.attempts + excluded.attempts,"
         " failed = usage_attempt_day.failed + excluded.failed"
     )
     insert_new = (
-        f"INSERT INTO usage_attempt_day (provider, model, day, attempts, failed)"
-        f" SELECT {new_p}, {new_m}, {new_day}, count(*), sum({new_f})"
-        f" FROM (SELECT 1) AS one {new_join} WHERE true GROUP BY 1, 2 {upsert};"
+        f"INSERT INTO usage_attempt_day (provider, model, day, token, attempts, failed)"
+        f" SELECT {new_p}, {new_m}, {new_day}, coalesce(NEW.token, ''), count(*),"
+        f" sum({new_f}) FROM (SELECT 1) AS one {new_join} WHERE true GROUP BY 1, 2 {upsert};"
     )
     backfill = backfill_sql(dialect, failed, day) + ";"
     if dialect == "postgres":
@@ -105,9 +107,10 @@ def migration(dialect: str, failed: str, day: str) -> str:
         provider TEXT NOT NULL,
         model TEXT NOT NULL,
         day TEXT NOT NULL,
+        token TEXT NOT NULL,
         attempts BIGINT NOT NULL,
         failed BIGINT NOT NULL,
-        PRIMARY KEY (provider, model, day)
+        PRIMARY KEY (provider, model, day, token)
     );
     {PG_JSON_ARRAY}
     CREATE FUNCTION callm_usage_attempts() RETURNS trigger LANGUAGE plpgsql AS $attempts$
@@ -119,7 +122,7 @@ def migration(dialect: str, failed: str, day: str) -> str:
         UPDATE usage_attempt_day SET attempts = attempts - x.n, failed = failed - x.f
         FROM (SELECT {old_p} AS p, {old_m} AS m, count(*) AS n, sum({old_f}) AS f
               FROM (SELECT 1) AS one {old_join} GROUP BY 1, 2) AS x
-        WHERE provider = x.p AND model = x.m AND day = {old_day};
+        WHERE provider = x.p AND model = x.m AND day = {old_day} AND token = {old_token};
         DELETE FROM usage_attempt_day WHERE attempts <= 0 AND day = {old_day};
         RETURN OLD;
     END
@@ -135,9 +138,10 @@ def migration(dialect: str, failed: str, day: str) -> str:
         provider TEXT NOT NULL,
         model TEXT NOT NULL,
         day TEXT NOT NULL,                -- date(ts, 'unixepoch', 'localtime')
+        token TEXT NOT NULL,              -- the gateway token of the call; '' for none
         attempts INTEGER NOT NULL,        -- models of this provider tried (ledger/attempts.py)
         failed INTEGER NOT NULL,          -- of which did not answer
-        PRIMARY KEY (provider, model, day)
+        PRIMARY KEY (provider, model, day, token)
     ) WITHOUT ROWID;
     CREATE TRIGGER usage_attempts_insert AFTER INSERT ON usage BEGIN
         {insert_new}
@@ -148,7 +152,7 @@ def migration(dialect: str, failed: str, day: str) -> str:
                 WHERE {mine}),
             failed = failed - (SELECT coalesce(sum({old_f}), 0) FROM (SELECT 1) AS one
                 {old_join} WHERE {mine})
-        WHERE day = {old_day} AND (provider, model) IN (
+        WHERE day = {old_day} AND token = {old_token} AND (provider, model) IN (
             SELECT {old_p}, {old_m} FROM (SELECT 1) AS one {old_join});
         DELETE FROM usage_attempt_day WHERE attempts <= 0 AND day = {old_day};
     END;

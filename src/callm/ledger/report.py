@@ -201,6 +201,8 @@ _KEY = {  # (the group's key in the rollups, GROUP BY there, the key computed fr
     # not in the rollups: read from the rows; calls made without the gateway show as "-"
     "token": ("", "", "coalesce(token, '-')"),
 }
+# usage_attempt_day has the token too ('' for none), so attempts of whole days come from it
+_TRIES_KEY = {**_KEY, "token": ("coalesce(nullif(token, ''), '-')", "token", _KEY["token"][2])}
 
 
 def report(
@@ -243,68 +245,93 @@ def _rows(
 ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     """(counts: key, requests, failures, in, out, cost, unpriced; latency: key, bucket, n,
     min, max; attempts: key, attempts, failed), from the rollups for whole days and from the
-    rows for the partial ones. --provider keeps the attempts of that provider, whichever
-    provider answered the call."""
-    from callm.ledger.attempts import attempt_sql
+    rows for the partial ones."""
+    from callm.ledger.db import connect
+
+    conn = connect(db)
+    try:
+        counts, lats = _calls(conn, since, until, by, provider)
+        return counts, lats, _tries(conn, since, until, by, provider)
+    finally:
+        conn.close()
+
+
+def _calls(
+    conn: Any, since: float | None, until: float | None, by: str, provider: str | None
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     from callm.ledger.backend import dialect
-    from callm.ledger.db import DAY_SQL, LAT_BUCKET_SQL, connect
+    from callm.ledger.db import DAY_SQL, LAT_BUCKET_SQL
 
     key, group, raw_key = _KEY[by]
     days, raw = plan(since, until) if group else (None, [(since, until)])
-    conn = connect(db)
     raw_key = raw_key.format(day=DAY_SQL[dialect(conn)].format(ts="ts"))
-    join, a_provider, a_model, a_failed = attempt_sql(dialect(conn), "usage", FAILED_SQL)
     counts: list[tuple[Any, ...]] = []
     lats: list[tuple[Any, ...]] = []
+    if days is not None:
+        where, args = _where(provider, [("day >= ?", days[0]), ("day <= ?", days[1])])
+        counts += conn.execute(
+            f"SELECT {key}, sum(requests), sum(failures), sum(input_tokens),"
+            f" sum(output_tokens), sum(cost_usd), sum(unpriced)"
+            f" FROM usage_day{where} GROUP BY {group}",
+            args,
+        ).fetchall()
+        lats += conn.execute(
+            f"SELECT {key}, lat_bucket, sum(n), min(lat_min), max(lat_max)"
+            f" FROM usage_latency{where} GROUP BY {group}, lat_bucket",
+            args,
+        ).fetchall()
+    failed = FAILED_SQL.format(row="usage")
+    for lo, hi in raw:
+        where, args = _where(provider, [("ts >= ?", lo), ("ts < ?", hi)])
+        counts += conn.execute(
+            f"SELECT {raw_key}, count(*), sum(CAST({failed} AS INTEGER)),"
+            f" sum(input_tokens), sum(output_tokens), coalesce(sum(cost_usd), 0.0),"
+            f" sum(CAST(cost_usd IS NULL AS INTEGER))"
+            f" FROM usage{where} GROUP BY 1",
+            args,
+        ).fetchall()
+        bucket = LAT_BUCKET_SQL.format(l="latency_ms")
+        lat_where = f"{where} AND latency_ms >= 0" if where else " WHERE latency_ms >= 0"
+        lats += conn.execute(
+            f"SELECT {raw_key}, {bucket}, count(*), min(latency_ms), max(latency_ms)"
+            f" FROM usage{lat_where} GROUP BY 1, 2",
+            args,
+        ).fetchall()
+    return counts, lats
+
+
+def _tries(
+    conn: Any, since: float | None, until: float | None, by: str, provider: str | None
+) -> list[tuple[Any, ...]]:
+    """Attempts per group (ledger/attempts.py). --provider keeps the attempts of that
+    provider, whichever provider answered the call."""
+    from callm.ledger.attempts import attempt_sql
+    from callm.ledger.backend import dialect
+    from callm.ledger.db import DAY_SQL
+
+    key, group, raw_key = _TRIES_KEY[by]
+    days, raw = plan(since, until)
+    raw_key = raw_key.format(day=DAY_SQL[dialect(conn)].format(ts="ts"))
     tries: list[tuple[Any, ...]] = []
-    try:
-        if days is not None:
-            where, args = _where(provider, [("day >= ?", days[0]), ("day <= ?", days[1])])
-            counts += conn.execute(
-                f"SELECT {key}, sum(requests), sum(failures), sum(input_tokens),"
-                f" sum(output_tokens), sum(cost_usd), sum(unpriced)"
-                f" FROM usage_day{where} GROUP BY {group}",
-                args,
-            ).fetchall()
-            lats += conn.execute(
-                f"SELECT {key}, lat_bucket, sum(n), min(lat_min), max(lat_max)"
-                f" FROM usage_latency{where} GROUP BY {group}, lat_bucket",
-                args,
-            ).fetchall()
-            tries += conn.execute(
-                f"SELECT {key}, sum(attempts), sum(failed)"
-                f" FROM usage_attempt_day{where} GROUP BY {group}",
-                args,
-            ).fetchall()
-        failed = FAILED_SQL.format(row="usage")
-        for lo, hi in raw:
-            where, args = _where(provider, [("ts >= ?", lo), ("ts < ?", hi)])
-            counts += conn.execute(
-                f"SELECT {raw_key}, count(*), sum(CAST({failed} AS INTEGER)),"
-                f" sum(input_tokens), sum(output_tokens), coalesce(sum(cost_usd), 0.0),"
-                f" sum(CAST(cost_usd IS NULL AS INTEGER))"
-                f" FROM usage{where} GROUP BY 1",
-                args,
-            ).fetchall()
-            bucket = LAT_BUCKET_SQL.format(l="latency_ms")
-            lat_where = f"{where} AND latency_ms >= 0" if where else " WHERE latency_ms >= 0"
-            lats += conn.execute(
-                f"SELECT {raw_key}, {bucket}, count(*), min(latency_ms), max(latency_ms)"
-                f" FROM usage{lat_where} GROUP BY 1, 2",
-                args,
-            ).fetchall()
-            # the attempts of the rows, as columns named like the row's (raw_key reads them)
-            where, args = _where(None, [("ts >= ?", lo), ("ts < ?", hi)])
-            outer, more = _where(provider, [])
-            tries += conn.execute(
-                f"SELECT {raw_key}, count(*), sum(failed) FROM (SELECT usage.ts AS ts,"
-                f" usage.token AS token, {a_provider} AS provider, {a_model} AS model,"
-                f" {a_failed} AS failed FROM usage {join}{where}) AS a{outer} GROUP BY 1",
-                args + more,
-            ).fetchall()
-    finally:
-        conn.close()
-    return counts, lats, tries
+    if days is not None:
+        where, args = _where(provider, [("day >= ?", days[0]), ("day <= ?", days[1])])
+        tries += conn.execute(
+            f"SELECT {key}, sum(attempts), sum(failed)"
+            f" FROM usage_attempt_day{where} GROUP BY {group}",
+            args,
+        ).fetchall()
+    join, a_provider, a_model, a_failed = attempt_sql(dialect(conn), "usage", FAILED_SQL)
+    for lo, hi in raw:
+        # the attempts of the rows, in columns named like the row's (raw_key reads them)
+        where, args = _where(None, [("ts >= ?", lo), ("ts < ?", hi)])
+        outer, more = _where(provider, [])
+        tries += conn.execute(
+            f"SELECT {raw_key}, count(*), sum(failed) FROM (SELECT usage.ts AS ts,"
+            f" usage.token AS token, {a_provider} AS provider, {a_model} AS model,"
+            f" {a_failed} AS failed FROM usage {join}{where}) AS a{outer} GROUP BY 1",
+            args + more,
+        ).fetchall()
+    return tries
 
 
 def _where(provider: str | None, conds: list[tuple[str, Any]]) -> tuple[str, list[Any]]:
