@@ -82,6 +82,21 @@ def test_a_provider_a_fallback_answered_for_shows_its_failed_attempt(
     assert (sim["requests"], sim["attempts"], sim["failed_attempts"]) == (2, 2, 0)
 
 
+def test_attempts_are_columns_of_the_table_once_one_failed(configure) -> None:
+    configure({})
+    assert callm("chat", "-m", "sim/sim-small", "hi").code == 0
+    sim = by_key(report("--by", "provider"))["sim"]
+    assert (sim["requests"], sim["attempts"], sim["failed_attempts"]) == (1, 1, 0)
+    r = callm("usage", "report", "--by", "provider")
+    assert r.code == 0 and r.stdout.splitlines()[0].split("\t")[-1] == "p95"  # nothing to add
+    assert r.stdout.splitlines()[1].split("\t")[:2] == ["sim", "1"]
+    assert callm("chat", "-m", "sim/sim-small", "-o", "fail=auth", "hi").code == 3
+    r = callm("usage", "report", "--by", "provider")
+    header, row, _ = (ln.split("\t") for ln in r.stdout.splitlines())
+    assert header[-3:] == ["p95", "attempts", "failed attempts"]
+    assert row[0] == "sim" and row[1:3] == ["2", "1"] and row[-2:] == ["2", "1"]
+
+
 # ---- the rollup and the raw rows agree with a plain computation -----------------------------
 
 

@@ -77,7 +77,7 @@ def _ms(v: int | None) -> str:
     return f"{v} ms" if v < 1000 else f"{v / 1000:.2f} s"
 
 
-def _cells(key: str, g: dict[str, Any]) -> list[str]:
+def _cells(key: str, g: dict[str, Any], tries: bool) -> list[str]:
     cost = _usd(g["cost_usd"])
     if g["unpriced_requests"] and g["cost_usd"] is not None:
         cost += f" (+{g['unpriced_requests']} unpriced)"
@@ -90,8 +90,7 @@ def _cells(key: str, g: dict[str, Any]) -> list[str]:
         cost,
         _ms(g["p50_latency_ms"]),
         _ms(g["p95_latency_ms"]),
-        str(g["attempts"]),
-        str(g["failed_attempts"]),
+        *((str(g["attempts"]), str(g["failed_attempts"])) if tries else ()),
     ]
 
 
@@ -101,8 +100,12 @@ def _human(out: Any, data: dict[str, Any], by: str, span: str) -> None:
         out.info(f"no calls recorded ({span})")
         return
     columns = [by, "requests", "failed", "tokens in", "tokens out", "cost", "p50", "p95"]
-    columns += ["attempts", "failed attempts"]  # of each provider, whichever answered
-    rows = [_cells(g["key"], g) for g in groups] + [_cells("total", totals)]
+    # Attempts of each provider, whichever answered; when none failed, every call was answered
+    # by its first model and they repeat `requests` (the JSON and CSV always have them).
+    tries = bool(totals["failed_attempts"])
+    if tries:
+        columns += ["attempts", "failed attempts"]
+    rows = [_cells(g["key"], g, tries) for g in groups] + [_cells("total", totals, tries)]
     out.table(columns, rows, title=f"usage by {by}, {span}" if out.rich_stdout else None)
     if out.rich_stdout:
         _chart(out, groups)
