@@ -159,7 +159,7 @@ def add(
     keyless = drv == "sim" or (t is not None and t.key == "none")  # unless told otherwise
     key_mode = "none" if no_key or (keyless and not (key_stdin or key_env)) else "keychain"
     try:
-        pc = ProviderConfig(
+        pc = ProviderConfig.make(
             driver=drv,
             base_url=url,
             key=key_mode,
