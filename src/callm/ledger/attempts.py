@@ -98,7 +98,8 @@ def migration(dialect: str, failed: str, day: str) -> str:
     insert_new = (
         f"INSERT INTO usage_attempt_day (provider, model, day, token, attempts, failed)"
         f" SELECT {new_p}, {new_m}, {new_day}, coalesce(NEW.token, ''), count(*),"
-        f" sum({new_f}) FROM (SELECT 1) AS one {new_join} WHERE true GROUP BY 1, 2 {upsert};"
+        f" sum({new_f}) FROM (SELECT 1) AS one {new_join} WHERE true GROUP BY 1, 2"
+        f" ORDER BY 1, 2 {upsert};"  # rollup rows locked in one order: no deadlock on PG
     )
     backfill = backfill_sql(dialect, failed, day) + ";"
     if dialect == "postgres":
