@@ -40,7 +40,7 @@ CALLM_MODULES = (
 )
 WRAP = {
     "callm.config.store": ["load"],
-    "callm.engine": ["call", "_one_call", "_settle_usage", "_record"],
+    "callm.engine": ["call", "_one_call", "settle_usage", "record_call"],
     "callm.transport": ["_open"],
     "callm.cooldown": ["record_result", "filter_chain"],
 }
