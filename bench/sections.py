@@ -384,6 +384,12 @@ def profile(b: Bench) -> None:
         ("sqlite3", "import sqlite3"),
         (DEPS, "import typer, pydantic, sqlite3, httpx"),
         ("rich.markdown + rich.live", "import rich.markdown, rich.live"),
+        # httpx imports its own command line (httpx._main) when these are installed, as they
+        # are beside callm: part of `import httpx` for callm and the floor alike
+        (
+            "httpx._main's click, rich, pygments",
+            "import click, pygments.lexers, rich.console, rich.progress, rich.syntax, rich.table",
+        ),
     ]
     cases = [Case(f"import {label}", [PY, "-c", code]) for label, code in imports]
     cases.append(Case("import httpx", [PY, "-c", "import httpx"]))
