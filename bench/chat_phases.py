@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 T0 = time.perf_counter()
-THIRD_PARTY = ("typer", "pydantic", "sqlite3", "httpx", "tomllib")
+THIRD_PARTY = ("typer", "sqlite3", "httpx")  # pydantic and tomllib: only when a file changed
 CALLM_MODULES = (
     "callm.cli.app",
     "callm.cli.chat",
