@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 T0 = time.perf_counter()
-THIRD_PARTY = ("typer", "pydantic", "sqlite3", "httpx", "tomllib")
+THIRD_PARTY = ("typer", "sqlite3", "httpx")  # pydantic and tomllib: only when a file changed
 CALLM_MODULES = (
     "callm.cli.app",
     "callm.cli.chat",
@@ -40,7 +40,7 @@ CALLM_MODULES = (
 )
 WRAP = {
     "callm.config.store": ["load"],
-    "callm.engine": ["call", "_one_call", "_settle_usage", "_record"],
+    "callm.engine": ["call", "_one_call", "settle_usage", "record_call"],
     "callm.transport": ["_open"],
     "callm.cooldown": ["record_result", "filter_chain"],
 }

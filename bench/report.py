@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 R = dict[str, Any]
-DEPS = "typer + pydantic + sqlite3 + httpx"  # as in sections.py
+DEPS = "typer + sqlite3 + httpx"  # as in sections.py
 
 
 # ---- small helpers ----------------------------------------------------------------------
@@ -663,7 +663,7 @@ def _bound(res: R) -> list[str]:
     if not (deps and httpx_ and floor and callm):
         return []
     key = "cpu_s"
-    if callm[key] / floor[key] <= 1.3:
+    if callm[key] / floor[key] <= 1.25:
         if not client:
             return []
         return [
@@ -678,7 +678,7 @@ def _bound(res: R) -> list[str]:
     request = floor[key] - httpx_[key]  # the floor minus its import: client, request, parse
     least = deps[key] + request
     return [
-        "Lower bound for the one-shot chat target (<= 1.3x the floor), CPU time:",
+        "Lower bound for the one-shot chat target (<= 1.25x the floor), CPU time:",
         "",
         f"- floor {_ms(floor[key])} = import httpx {_ms(httpx_[key])} + client, request and "
         f"output {_ms(request)}. Importing what callm's chat path needs ({DEPS}) takes "
