@@ -74,9 +74,7 @@ def wrap(timings: dict[str, float], module: Any, name: str) -> None:
 def main() -> None:
     model = sys.argv[1] if len(sys.argv) > 1 else "lab/gpt-bench"
     timings: dict[str, float] = {}
-    timings["import typer, sqlite3, socket, zlib, urllib.parse, tomllib"] = timed_imports(
-        THIRD_PARTY
-    )
+    timings["import " + ", ".join(THIRD_PARTY)] = timed_imports(THIRD_PARTY)
     timings["import callm's modules"] = timed_imports(CALLM_MODULES)
     for module_name, names in WRAP.items():
         module = sys.modules.get(module_name)

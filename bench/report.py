@@ -559,7 +559,8 @@ def _external(res: R, key: str, title: str, script: str) -> list[str]:
     if not d:
         return []
     if d.get("missing"):
-        return [f"## {title}", "", f"`bench/{script}` is not present; not measured.", ""]
+        why = d.get("why", f"`bench/{script}` is not present")
+        return [f"## {title}", "", f"{why}; not measured.", ""]
     out = [
         f"## {title}",
         "",
@@ -728,6 +729,9 @@ def render(res: R) -> str:
         lines += part(res)
     lines += _external(res, "fanout", "Verify fan-out", "verify_fanout.py")
     lines += _external(res, "report", "Usage report on 1M rows", "usage_report.py")
+    lines += _external(
+        res, "report_pg", "Usage report on 1M rows: SQLite and PostgreSQL", "usage_report_pg.py"
+    )
     lines += _profile(res)
     if res.get("errors"):
         lines += [

@@ -372,6 +372,18 @@ def usage_report(b: Bench) -> None:
     b.results["report"] = {**ext, "medians": medians_from_text(ext["stdout"])}
 
 
+def usage_report_pg(b: Bench) -> None:
+    """The same report on both backends (issue 17); needs PostgreSQL's initdb on PATH."""
+    import shutil
+
+    if shutil.which("initdb") is None:
+        b.results["report_pg"] = {"missing": True, "why": "no initdb on PATH"}
+        return
+    runs = ["--runs", str(b.reps.report_runs)]
+    ext = _script(b, "usage_report_pg.py", runs, timeout=1200)
+    b.results["report_pg"] = ext if ext is not None else {"missing": True}
+
+
 # ---- where the time goes ------------------------------------------------------------------
 
 
