@@ -343,11 +343,11 @@ def test_a_config_save_keeps_the_budgets(cli, isolated_env, srv) -> None:
 def test_spend_rollup_is_filled_by_the_migration_and_kept_by_triggers(tmp_path: Path) -> None:
     import sqlite3
 
-    from callm.ledger import db
+    from callm.ledger import db, migrations
 
     path = tmp_path / "old.db"
     old = sqlite3.connect(path, isolation_level=None)
-    for script in db.MIGRATIONS[:6]:  # a ledger written before budgets existed
+    for script in migrations.MIGRATIONS[:6]:  # a ledger written before budgets existed
         for stmt in db._statements(script):
             old.execute(stmt)
     old.execute("PRAGMA user_version = 6")

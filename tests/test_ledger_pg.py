@@ -197,7 +197,7 @@ def test_ten_processes_migrate_a_new_ledger_once(pg_url) -> None:
     ]
     errs = [p.communicate(timeout=120)[1].decode() for p in procs]
     assert [p.returncode for p in procs] == [0] * 10, errs
-    from callm.ledger.db import MIGRATIONS
+    from callm.ledger.migrations import MIGRATIONS
 
     assert pg_rows(pg_url, "SELECT version FROM callm_schema") == [(len(MIGRATIONS),)]
 
@@ -278,7 +278,8 @@ def test_report_while_many_write(n, pg_url) -> None:
 
 def test_every_migration_has_a_postgresql_entry() -> None:
     """A migration added for SQLite only would leave shared ledgers behind."""
-    from callm.ledger.db import MIGRATIONS, PG_MIGRATIONS
+    from callm.ledger.migrations import MIGRATIONS
+    from callm.ledger.pg_migrations import PG_MIGRATIONS
 
     assert len(PG_MIGRATIONS) == len(MIGRATIONS)
 

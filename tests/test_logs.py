@@ -194,13 +194,13 @@ def test_estimate_counts_the_history(cli: Cli) -> None:
 
 
 def test_migrating_a_db_without_the_log_keeps_every_usage_row(isolated_env: IsolatedEnv) -> None:
-    from callm.ledger import db, logs
+    from callm.ledger import db, logs, migrations
 
     path = isolated_env.data_dir / "callm.db"
     path.parent.mkdir(parents=True, exist_ok=True)
     old = sqlite3.connect(path, isolation_level=None)
-    first_log = db.MIGRATIONS.index(db.LOG_MIGRATION)
-    for script in db.MIGRATIONS[:first_log]:
+    first_log = migrations.MIGRATIONS.index(migrations.LOG_MIGRATION)
+    for script in migrations.MIGRATIONS[:first_log]:
         for stmt in db._statements(script):
             old.execute(stmt)
     old.execute(f"PRAGMA user_version = {first_log}")

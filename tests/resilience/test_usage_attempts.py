@@ -234,7 +234,9 @@ def _old_ledger(isolated_env: Any) -> Any:
     import os
     import sqlite3
 
-    from callm.ledger.db import MIGRATIONS, PG_MIGRATIONS, _statements
+    from callm.ledger.db import _statements
+    from callm.ledger.migrations import MIGRATIONS
+    from callm.ledger.pg_migrations import PG_MIGRATIONS
 
     url = os.environ.get("CALLM_LEDGER_URL")
     if url:

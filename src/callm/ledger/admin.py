@@ -28,7 +28,8 @@ BATCH = 2000
 def status(path: Path | None = None) -> dict[str, Any]:
     """Backend, schema version, row counts and the spill backlog of the configured ledger."""
     from callm.ledger import backend
-    from callm.ledger.db import MIGRATIONS, connect
+    from callm.ledger.db import connect
+    from callm.ledger.migrations import MIGRATIONS
     from callm.paths import db_path
 
     url = backend.shared(path)

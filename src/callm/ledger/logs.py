@@ -133,7 +133,7 @@ def list_entries(
         args.append(resolve_cid(conn, cid))
     cols = ", ".join(f"u.{c.strip()}" for c in _FIELDS.split(","))
     if query and dialect(conn) == "postgres":
-        from callm.ledger.db import LOG_TSVECTOR
+        from callm.ledger.pg_migrations import LOG_TSVECTOR
 
         fts_query(query)  # the same refusal of an empty search
         words = " ".join(w for w in re.split(r"\s+", query.strip()) if w)

@@ -264,7 +264,8 @@ def version(conn: PgConn) -> int:
 
 def migrate(conn: PgConn) -> int:
     """Apply what is missing; returns the number of migrations applied now."""
-    from callm.ledger.db import MIGRATIONS, PG_MIGRATIONS
+    from callm.ledger.migrations import MIGRATIONS
+    from callm.ledger.pg_migrations import PG_MIGRATIONS
 
     target = len(MIGRATIONS)
     try:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from callm.errors import UsageError
-from callm.ledger.db import FAILED_SQL
+from callm.ledger.migrations import FAILED_SQL
 
 BY = ("provider", "model", "day", "token")
 FIELDS = (
@@ -260,7 +260,7 @@ def _calls(
     conn: Any, since: float | None, until: float | None, by: str, provider: str | None
 ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     from callm.ledger.backend import dialect
-    from callm.ledger.db import DAY_SQL, LAT_BUCKET_SQL
+    from callm.ledger.migrations import DAY_SQL, LAT_BUCKET_SQL
 
     key, group, raw_key = _KEY[by]
     days, raw = plan(since, until) if group else (None, [(since, until)])
@@ -307,7 +307,7 @@ def _tries(
     provider, whichever provider answered the call."""
     from callm.ledger.attempts import attempt_sql
     from callm.ledger.backend import dialect
-    from callm.ledger.db import DAY_SQL
+    from callm.ledger.migrations import DAY_SQL
 
     key, group, raw_key = _TRIES_KEY[by]
     days, raw = plan(since, until)
@@ -349,7 +349,8 @@ def rebuild_rollups(conn: Any) -> None:
     migrations that made them."""
     from callm.ledger.attempts import backfill_sql
     from callm.ledger.backend import dialect
-    from callm.ledger.db import DAY_SQL, LAT_BUCKET_SQL, MIGRATIONS, _statements
+    from callm.ledger.db import _statements
+    from callm.ledger.migrations import DAY_SQL, LAT_BUCKET_SQL, MIGRATIONS
 
     conn.execute("DELETE FROM usage_day")
     conn.execute("DELETE FROM usage_latency")

@@ -55,7 +55,7 @@ def _connect(path: Path | None) -> sqlite3.Connection:
 
 
 def _tally(conn: sqlite3.Connection, scope: Scope) -> Tally:
-    from callm.ledger.db import SPEND_BUCKET_S as B
+    from callm.ledger.migrations import SPEND_BUCKET_S as B
 
     # spend from the 15-minute rollup: period ends fall on slot edges (whole UTC offsets)
     slots, sargs = "bucket >= ? AND bucket < ?", [int(scope.start // B), int(-(-scope.end // B))]
