@@ -22,6 +22,18 @@ USER = "callm_test"
 PASSWORD_USER = "callm_pw"
 
 
+def _base_dir() -> str:
+    """Where the cluster's dir goes: the system temp dir, unless the server's user cannot
+    enter it (a /tmp left 0700 by root): then /var/tmp or /dev/shm."""
+    if os.geteuid() != 0:
+        return SYSTEM_TMP
+    for candidate in (SYSTEM_TMP, "/var/tmp", "/dev/shm"):
+        path = Path(candidate).resolve()
+        if path.is_dir() and all(p.stat().st_mode & 0o001 for p in (path, *path.parents)):
+            return str(path)
+    return SYSTEM_TMP
+
+
 def find_bin_dir() -> Path | None:
     found = shutil.which("initdb")
     if found and shutil.which("pg_ctl"):
@@ -134,7 +146,7 @@ class Cluster:
 def start_cluster() -> Cluster:
     bin_dir = find_bin_dir()
     assert bin_dir is not None
-    root = Path(tempfile.mkdtemp(prefix="callm-pg-", dir=SYSTEM_TMP))
+    root = Path(tempfile.mkdtemp(prefix="callm-pg-", dir=_base_dir()))
     root.chmod(0o755)
     if os.geteuid() == 0:
         shutil.chown(root, "postgres", "postgres")

@@ -1,5 +1,6 @@
 """Access tokens of `callm serve`: shown once when created, only their SHA-256 kept (in the
-data DB), each with an optional daily budget and list of allowed models/routes."""
+data DB: a team's PostgreSQL ledger is shared by its gateways), each with an optional daily
+budget and list of allowed models/routes."""
 
 from __future__ import annotations
 
@@ -34,10 +35,11 @@ def _hash(token: str) -> str:
 
 
 def _connect(path: Path | None) -> sqlite3.Connection:
+    """The ledger's tokens: path None is the configured ledger (a team's PostgreSQL one
+    when set, so every gateway host knows every token), a path that SQLite file."""
     from callm.ledger.db import connect
-    from callm.paths import db_path
 
-    return connect(path or db_path())
+    return connect(path)
 
 
 def _row(r: tuple[str, float, float | None, str | None]) -> TokenInfo:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
+import threading
 import time
 from decimal import Decimal
 from typing import Any
@@ -37,13 +38,16 @@ class PgIntegrityError(sqlite3.IntegrityError):
 
 # One open connection per URL, kept for the life of the process: `usage report` and a
 # `callm serve` make many short uses; a new connection costs a backend fork and three round
-# trips. It is handed out only when idle and healthy; close() returns it here.
+# trips. It is handed out only when idle and healthy; close() returns it here. `callm serve`
+# opens and closes from many threads at once: the lock keeps a hand-over whole.
 _idle: dict[str, PgConn] = {}
+_idle_lock = threading.Lock()
 _migrated: set[str] = set()
 
 
 def connect(url: str, *, migrate_schema: bool = True) -> PgConn:
-    conn = _idle.pop(url, None)
+    with _idle_lock:
+        conn = _idle.pop(url, None)
     if conn is not None:
         if not conn.raw.broken and not conn.raw.closed and not conn.in_transaction:
             _set_time_zone(conn)  # cheap when unchanged
@@ -232,11 +236,17 @@ class PgConn:
     def close(self) -> None:
         """Back to the per-process cache when reusable, else really closed."""
         healthy = not self.raw.closed and not self.raw.broken
-        if healthy and not self.in_transaction and self.url not in _idle:
-            for other in list(_idle):  # one kept at most (tests switch databases)
-                _idle.pop(other).discard()
-            _idle[self.url] = self
-        else:
+        evicted: list[PgConn] = []
+        kept = False
+        if healthy and not self.in_transaction:
+            with _idle_lock:
+                kept = self.url not in _idle
+                if kept:  # one kept at most (tests switch databases)
+                    evicted = [_idle.pop(u) for u in list(_idle)]
+                    _idle[self.url] = self
+        for other in evicted:
+            other.discard()
+        if not kept:
             self.discard()
 
     def discard(self) -> None:
