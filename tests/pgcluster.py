@@ -19,6 +19,16 @@ from pathlib import Path
 # server's user cannot enter.
 SYSTEM_TMP = tempfile.gettempdir()
 USER = "callm_test"
+# A throwaway cluster: nothing is worth an fsync or a full-page image (only the OS crashing
+# would lose data). synchronous_commit stays on: the tests stop the server with `-m immediate`
+# and a commit must survive that.
+SETTINGS = [
+    "listen_addresses=127.0.0.1",
+    "max_connections=300",
+    "shared_buffers=64MB",
+    "fsync=off",
+    "full_page_writes=off",
+]
 PASSWORD_USER = "callm_pw"
 
 
@@ -101,17 +111,15 @@ class Cluster:
             f"host all {PASSWORD_USER} 127.0.0.1/32 scram-sha-256\n"
             "host all all 127.0.0.1/32 trust\n"
         )
-        opts = (
-            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
-            " -c full_page_writes=off -c max_connections=300"
-            " -c shared_buffers=64MB"
-        )
+        self._start_server()
+
+    def _start_server(self) -> None:
         self._run(
             str(self.bin_dir / "pg_ctl"),
             "-D",
             str(self.data),
             "-o",
-            opts,
+            " ".join([f"-p {self.port} -k {self.root}", *(f"-c {s}" for s in SETTINGS)]),
             "-l",
             str(self.root / "server.log"),
             "-w",
@@ -127,20 +135,8 @@ class Cluster:
             pass
 
     def restart(self) -> None:
-        """Up again after stop(), same port and data."""
-        opts = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
-        opts += " -c max_connections=300"
-        self._run(
-            str(self.bin_dir / "pg_ctl"),
-            "-D",
-            str(self.data),
-            "-o",
-            opts,
-            "-l",
-            str(self.root / "server.log"),
-            "-w",
-            "start",
-        )
+        """Up again after stop(), same port, data and settings."""
+        self._start_server()
 
 
 def start_cluster() -> Cluster:
