@@ -219,3 +219,42 @@ def test_a_token_made_on_one_host_works_on_the_others(tmp_path: Path, pg_url: st
         assert code == 0 and "Traceback" not in err, err
     rows = pg_rows(pg_url, "SELECT token, outcome FROM usage")
     assert rows and set(rows) == {("alice", "ok")}  # refused requests leave no row
+
+
+def test_the_ledger_going_away_under_a_running_gateway(tmp_path: Path, pg_cluster, pg_url) -> None:  # type: ignore[no-untyped-def]
+    """Known tokens still work (their rows wait in the host's spill file and go in once the
+    server is back); a token it cannot look up is a 503, a token budget it cannot check a 429."""
+    env = host(tmp_path, "gw", pg_url)
+    known = callm(env, "serve", "token", "create", "known").stdout.strip()
+    capped = callm(env, "serve", "token", "create", "capped", "--budget", "1").stdout.strip()
+    (gw,) = start_gateways([env])
+    try:
+        with httpx.Client(timeout=60) as client:
+            assert _status(client, gw.url, known) == 200
+            pg_cluster.stop()
+            try:
+                late = callm(env, "serve", "token", "create", "late")
+                assert late.returncode == 1 and "cannot reach the ledger" in late.stderr
+                for _ in range(3):
+                    assert _status(client, gw.url, known) == 200  # calls still work
+                time.sleep(1.1)  # an unknown token makes it look again after a second
+                r = client.post(
+                    gw.url + "/v1/chat/completions",
+                    headers={"authorization": "Bearer callm-unknown"},
+                    json={"model": "sim", "messages": [{"role": "user", "content": "hi"}]},
+                )
+                assert r.status_code == 503 and "ledger" in r.json()["error"]["message"]
+                r = client.post(
+                    gw.url + "/v1/chat/completions",
+                    headers={"authorization": f"Bearer {capped}"},
+                    json={"model": "sim", "messages": [{"role": "user", "content": "hi"}]},
+                )
+                assert r.status_code == 429 and r.headers["x-should-retry"] == "false"
+                assert "cannot check" in r.json()["error"]["message"]
+            finally:
+                pg_cluster.restart()
+            assert _status(client, gw.url, known) == 200  # this row brings the spilled ones
+    finally:
+        code, err = gw.stop()
+    assert code == 0 and "Traceback" not in err, err
+    assert pg_rows(pg_url, "SELECT token, count(*) FROM usage GROUP BY token") == [("known", 5)]

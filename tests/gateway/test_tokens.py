@@ -50,3 +50,21 @@ def test_a_token_created_while_a_gateway_runs_works_at_once(ledger_backend: str)
     ring._loaded -= 2  # more than a second since it last looked
     token = tokens.create("late")
     assert (ring.check(token) or tokens.TokenInfo("?", 0)).name == "late"
+
+
+def test_a_gateway_keeps_its_tokens_while_the_ledger_is_away(pg_url: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import socket
+
+    monkeypatch.setenv("CALLM_LEDGER_URL", pg_url)
+    token = tokens.create("kept")
+    ring = tokens.Keyring()
+    with socket.socket() as s:  # a port nobody listens on: the server is gone
+        s.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("CALLM_LEDGER_URL", f"postgresql://x@127.0.0.1:{s.getsockname()[1]}/x")
+    ring._loaded -= 10  # time for its periodic re-read, which fails
+    assert (ring.check(token) or tokens.TokenInfo("?", 0)).name == "kept"
+    assert ring.error is not None and "cannot reach the ledger" in ring.error
+    assert ring.check("callm-unknown") is None
+    monkeypatch.setenv("CALLM_LEDGER_URL", pg_url)  # back
+    ring._loaded -= 10
+    assert ring.check(token) is not None and ring.error is None

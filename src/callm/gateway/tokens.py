@@ -107,11 +107,25 @@ class Keyring:
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path
+        self.error: str | None = None  # why the last re-read failed (the ledger out of reach)
         self._by_hash: dict[str, TokenInfo] = {}
         self._loaded = 0.0
-        self.reload()
+        self._read()  # at start, a ledger out of reach is the server's error
 
     def reload(self) -> None:
+        """Read the tokens again. A ledger out of reach (a team's PostgreSQL server down)
+        keeps the tokens known: their calls still work, their rows wait in the spill file."""
+        from callm.errors import CallmError
+        from callm.ledger.backend import errors
+
+        try:
+            self._read()
+            self.error = None
+        except (CallmError, *errors()) as exc:
+            self.error = getattr(exc, "message", None) or str(exc)
+            self._loaded = time.monotonic()  # look again in a while, not on every request
+
+    def _read(self) -> None:
         conn = _connect(self.path)
         try:
             rows = conn.execute(
