@@ -231,6 +231,28 @@ def test_server_down_rows_spill_then_come_back(cli, pg_cluster, pg_url, isolated
     assert json.loads(r.stdout)["spill_backlog"] == 0
 
 
+def test_a_process_outliving_a_restart_writes_on(pg_cluster, pg_url, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    """A long-lived process (`callm serve`) keeps idle connections; after the server restarts,
+    its next rows go straight in, not to the spill file through a dead connection."""
+    from callm.ledger import pg
+
+    monkeypatch.setenv("CALLM_LEDGER_URL", pg_url)
+    held = [pg.connect(pg_url) for _ in range(3)]  # three threads' worth, now idle
+    for conn in held:
+        conn.close()
+    record(UsageRow(ts=time.time(), provider="sim", model="before"))
+    pg_cluster.stop()
+    pg_cluster.restart()
+    record(UsageRow(ts=time.time(), provider="sim", model="after"))
+    record(UsageRow(ts=time.time(), provider="sim", model="after"))
+    assert "row saved to" not in capsys.readouterr().err
+    assert pg_rows(pg_url, "SELECT model FROM usage ORDER BY id") == [
+        ("before",),
+        ("after",),
+        ("after",),
+    ]
+
+
 def test_ledger_migrate_writes_the_backlog_in(cli, pg_url, isolated_env, monkeypatch) -> None:
     import socket
 
