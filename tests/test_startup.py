@@ -23,7 +23,7 @@ HEAVY = [
     "uvicorn",
     "starlette",
 ]
-# a command that reads the config validates it with pydantic (issue 11); --help does not
+# a command that reads a new or changed config validates it with pydantic (issue 11)
 HEAVY_FOR_LIST = [m for m in HEAVY if m != "pydantic"]
 
 PROBE = """
@@ -103,6 +103,32 @@ def test_providers_list_without_data_db_skips_network_keychain_and_sqlite(
     assert imported(["providers", "list"], HEAVY_FOR_LIST) == []
     assert imported(["--json", "providers", "list"], HEAVY_FOR_LIST) == []
     assert not (isolated_env.data_dir / "callm.db").exists()  # and creates no DB either
+
+
+def test_a_config_validated_before_is_read_without_pydantic(isolated_env: IsolatedEnv) -> None:
+    """The first command validates the config with pydantic; later ones, the file unchanged,
+    take the validated copy (callm.config.cache) and import none of pydantic."""
+    _twenty_providers(isolated_env)
+    assert imported(["providers", "list"], ["pydantic"]) == ["pydantic"]
+    assert imported(["providers", "list"], HEAVY) == []
+    isolated_env.write_config(isolated_env.config_path.read_text() + "\n# a comment\n")
+    assert imported(["providers", "list"], ["pydantic"]) == ["pydantic"]  # changed: again
+    assert imported(["providers", "list"], HEAVY) == []
+
+
+def test_a_second_chat_reads_config_and_catalog_without_pydantic(
+    isolated_env: IsolatedEnv,
+) -> None:
+    """A call needs the config and the catalog (its price): both validated by pydantic the
+    first time, both read from their validated copies the next."""
+    isolated_env.write_config(
+        '[pricing."sim/sim-small"]\ninput = 1.5\n[providers.openai]\ndriver = "openai"\n'
+    )
+    assert imported(["chat", "-m", "sim", "hi"], ["pydantic"]) == ["pydantic"]
+    assert imported(["chat", "-m", "sim", "hi"], ["pydantic"]) == []
+    estimate = ["chat", "-m", "openai/gpt-4o", "--estimate", "hi"]  # + the provider templates
+    imported(estimate, ["pydantic"])
+    assert imported(estimate, ["pydantic"]) == []
 
 
 def test_providers_list_with_data_db_still_skips_network_and_keychain(

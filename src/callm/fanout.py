@@ -27,9 +27,12 @@ def fan_out(
     job: Callable[[str], T],
     budget: float,
     on_done: Callable[[str, T | BaseException], None] | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> dict[str, T | BaseException]:
     """key -> the job's result, or the exception it raised; keys whose job did not finish
-    within `budget` seconds are absent. `on_done` is called in the caller's thread."""
+    within `budget` seconds are absent. `on_done` is called in the caller's thread, and so
+    is `on_start`, once the jobs are started: work that overlaps their waiting (a job that
+    finished meanwhile is still collected, even past the deadline)."""
     done: queue.Queue[tuple[str, T | _Failed[T]]] = queue.Queue()
 
     def run(key: str) -> None:
@@ -41,14 +44,13 @@ def fan_out(
     deadline = time.monotonic() + budget
     for key in dict.fromkeys(keys):
         threading.Thread(target=run, args=(key,), name=f"callm-{key}", daemon=True).start()
+    if on_start:
+        on_start()
     results: dict[str, T | BaseException] = {}
     pending = set(keys)
     while pending:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            break
-        try:
-            key, value = done.get(timeout=left)
+        try:  # past the deadline, only what is already there
+            key, value = done.get(timeout=max(deadline - time.monotonic(), 0))
         except queue.Empty:
             break
         result: T | BaseException = value.exc if isinstance(value, _Failed) else value

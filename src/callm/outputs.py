@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, RootModel
 
-from callm.config.schema import Config, ProviderConfig
+from callm.config.schema import Config, ProviderConfig, field_types
 
 
 def _finite_or_none(value: Any) -> Any:
@@ -119,18 +119,32 @@ class ProvidersList(RootModel[list[ProviderListRow]]):
     """`callm providers list --json`."""
 
 
-class _Named(BaseModel):
-    name: str
+def _provider_show() -> type[BaseModel]:
+    """`callm providers show NAME --json`: the name, the config's fields (unset ones left out),
+    where the key comes from and the key itself, masked ("(none needed)", "(missing: ...)")."""
+    from dataclasses import MISSING, fields
+
+    from pydantic import Field, create_model
+
+    types = field_types(ProviderConfig)
+    config: dict[str, Any] = {}
+    for f in fields(ProviderConfig):  # type: ignore[arg-type]
+        if f.default_factory is not MISSING:
+            config[f.name] = (types[f.name], Field(default_factory=f.default_factory))
+        else:
+            config[f.name] = (types[f.name], ... if f.default is MISSING else f.default)
+    config["key"] = (str, ...)
+    return create_model(  # type: ignore[call-overload,no-any-return]
+        "ProviderShow",
+        __config__=ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True),
+        __doc__=_provider_show.__doc__,
+        name=(str, ...),
+        **config,
+        key_source=(str, ...),
+    )
 
 
-class ProviderShow(ProviderConfig, _Named):  # bases in this order: `name` comes first
-    """`callm providers show NAME --json`: the config's fields (unset ones left out), where
-    the key comes from and the key itself, masked."""
-
-    model_config = ConfigDict(defer_build=True)
-
-    key: str  # type: ignore[assignment]  # masked key, "(none needed)" or "(missing: ...)"
-    key_source: str
+ProviderShow = _provider_show()
 
 
 class ProbeRow(_Out):
@@ -308,7 +322,8 @@ from callm.outputs_ops import (  # noqa: E402  (the smaller commands' models)
     UsageBudget,
 )
 
-SCHEMAS: dict[str, type[BaseModel]] = {
+CONFIG = "config"
+SCHEMAS: dict[str, Any] = {
     "chat": ChatOutput,
     "chat-estimate": ChatEstimate,
     "error": ErrorOutput,
@@ -333,7 +348,8 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "routes-explain": RouteExplain,
     "serve-token-create": TokenCreated,
     "serve-token-list": TokenList,
-    "config": Config,  # the config file (what it accepts, so validation mode)
+    # the config file (what it accepts); its sections are dataclasses, see schema() below
+    CONFIG: Config,
 }
 
 
@@ -349,11 +365,16 @@ def dump(name: str, data: Any) -> Any:
 
 def schema(name: str) -> dict[str, Any]:
     """The JSON Schema of output NAME (KeyError when there is none)."""
-    mode = "validation" if name == "config" else "serialization"
+    if name == CONFIG:
+        from callm.config.schema import json_schema
+
+        body = json_schema()
+    else:
+        body = SCHEMAS[name].model_json_schema(mode="serialization")
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": f"callm:{name}",
-        **SCHEMAS[name].model_json_schema(mode=mode),
+        **body,
     }
 
 

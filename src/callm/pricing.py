@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +39,7 @@ def price_for(config: Config | None, provider: str, model: str) -> Price:
     different input price): cost() then charges cached tokens at that layer's input rate.
     """
     layers: list[tuple[str, Price]] = [
-        (f"override {key}", Price(**dict(ov)))
+        (f"override {key}", Price(**asdict(ov)))
         for key, ov in matching_overrides(config, provider, model)
     ]
     hints = _hints(config, provider)

@@ -88,7 +88,7 @@ def save(
 
     try:
         check_template_name(name)
-        t = TemplateConfig(
+        t = TemplateConfig.make(
             model=model, system=system, prompt=prompt, options=dict(options or {}), schema=schema
         )
     except (ValueError, SchemaError) as exc:

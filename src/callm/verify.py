@@ -316,9 +316,11 @@ def verify_many(
     on_result: Callback | None = None,
     record: bool = True,
     plan: Plan | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> list[VerifyResult]:
     """Check providers concurrently; results in the order of `names` (after `select`).
-    A check that has not answered by its deadline is reported as a timeout and abandoned."""
+    A check that has not answered by its deadline is reported as a timeout and abandoned.
+    `on_start` runs once the checks are sent: work that can overlap their waiting."""
     from callm.endpoints import provider_config
     from callm.fanout import fan_out
 
@@ -352,7 +354,7 @@ def verify_many(
 
     _warm_up(cfg, chosen)
     budget = timeout * (2 if run.probes else 1) + GRACE_S
-    raw = fan_out(chosen, job, budget, done)
+    raw = fan_out(chosen, job, budget, done, on_start)
     results = [as_result(n, raw.get(n)) for n in chosen]
     if on_result:
         for r in results:

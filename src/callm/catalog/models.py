@@ -1,20 +1,16 @@
 """The built-in model catalog (data in models.json): context window, max output, prices in USD
 per million tokens with the date and page they were read from, and capabilities. The file is
-validated by catalog/schema.py. Unknown models are simply absent: their price is unknown,
-never 0."""
+validated by catalog/schema.py (through catalog/data.py). Unknown models are simply absent:
+their price is unknown, never 0."""
 
 from __future__ import annotations
 
 import re
 from functools import lru_cache
-from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 from urllib.parse import urlsplit
 
 from callm.types import ModelInfo, Price
-
-if TYPE_CHECKING:
-    from callm.catalog.schema import CatalogModel
 
 CAPABILITIES = ("vision", "tools", "reasoning", "json", "streaming")
 
@@ -38,40 +34,38 @@ _SUFFIXES = (
     re.compile(r"-\d{3}$"),  # gemini-1.5-flash-002
 )
 
-_HERE = Path(__file__).parent  # the JSON files ship beside this module
 
-
-def _price(row: CatalogModel) -> Price | None:
-    if row.price is None:
+def _price(row: dict[str, Any]) -> Price | None:
+    """A validated row's price (schema.CatalogModel's fields, as plain values)."""
+    if row["price"] is None:
         return None
-    return Price(**dict(row.price), source=f"catalog {row.price_checked or ''}".strip())
+    return Price(**row["price"], source=f"catalog {row['price_checked'] or ''}".strip())
 
 
-def _info(row: CatalogModel) -> ModelInfo:
-    extra = {k: getattr(row, k) for k in ("price_checked", "source", "aliases", "notes")}
+def _info(row: dict[str, Any]) -> ModelInfo:
+    extra = {k: row[k] for k in ("price_checked", "source", "aliases", "notes")}
     return ModelInfo(
-        provider=row.provider,
-        id=row.id,
-        context_window=row.context_window,
-        max_output=row.max_output,
+        provider=row["provider"],
+        id=row["id"],
+        context_window=row["context_window"],
+        max_output=row["max_output"],
         price=_price(row),
-        capabilities=tuple(c for c in CAPABILITIES if c in row.capabilities),
-        display_name=row.display_name,
+        capabilities=tuple(c for c in CAPABILITIES if c in row["capabilities"]),
+        display_name=row["display_name"],
         extra={k: v for k, v in extra.items() if v},
     )
 
 
 @lru_cache(maxsize=1)
 def _data() -> tuple[dict[tuple[str, str], ModelInfo], dict[tuple[str, str], str]]:
-    from callm.catalog.schema import ModelCatalog, load
+    from callm.catalog.data import validated
 
-    text = _HERE.joinpath("models.json").read_text("utf-8")
     rows: dict[tuple[str, str], ModelInfo] = {}
     aliases: dict[tuple[str, str], str] = {}
-    for row in load(ModelCatalog.model_validate_json, text, "models.json").models:
+    for row in validated("models.json")["models"]:
         info = _info(row)
         rows[(info.provider, info.id)] = info
-        for alias in row.aliases:
+        for alias in row["aliases"]:
             aliases[(info.provider, alias)] = info.id
     return rows, aliases
 

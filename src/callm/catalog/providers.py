@@ -1,12 +1,10 @@
-"""The built-in provider templates (data in providers.json, validated by catalog/schema.py)."""
+"""The built-in provider templates (data in providers.json, validated by catalog/schema.py
+through catalog/data.py)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
-
-_HERE = Path(__file__).parent  # the JSON files ship beside this module
 
 
 @dataclass(frozen=True)
@@ -23,13 +21,11 @@ class ProviderTemplate:
 
 @lru_cache(maxsize=1)
 def catalog() -> dict[str, ProviderTemplate]:
-    from callm.catalog.schema import ProviderCatalog, load
+    from callm.catalog.data import validated
 
-    text = _HERE.joinpath("providers.json").read_text("utf-8")
-    rows = load(ProviderCatalog.validate_json, text, "providers.json")
     return {
-        name: ProviderTemplate(name=name, **{**dict(row), "key_env": tuple(row.key_env)})
-        for name, row in rows.items()
+        name: ProviderTemplate(name=name, **{**row, "key_env": tuple(row["key_env"])})
+        for name, row in validated("providers.json").items()
     }
 
 

@@ -7,7 +7,7 @@ file and the row instead of failing somewhere later."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -93,6 +93,14 @@ class ProviderRow(_Row):
 
 ProviderName = Annotated[str, AfterValidator(check_provider_name)]
 ProviderCatalog = TypeAdapter(dict[ProviderName, ProviderRow])
+
+
+def plain_of(file: str, text: str) -> Any:
+    """The catalog file `file` (models.json or providers.json) validated, as plain values
+    (every field, defaults filled in): what callm.catalog.data keeps a copy of."""
+    if file == "models.json":
+        return load(ModelCatalog.model_validate_json, text, file).model_dump()
+    return ProviderCatalog.dump_python(load(ProviderCatalog.validate_json, text, file))
 
 
 def load(validate: Callable[[str], _T], text: str, file: str) -> _T:

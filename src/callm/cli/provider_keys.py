@@ -100,7 +100,7 @@ def _apply(st: State, todo: "list[Step]") -> None:
         if s.action == "add":
             t = template(name)
             assert t is not None
-            added[name] = ProviderConfig(
+            added[name] = ProviderConfig.make(
                 driver=t.driver, base_url=t.base_url, default_model=t.default_model
             )
     if added:  # under the config lock; a provider another callm added meanwhile is kept

@@ -53,8 +53,16 @@ def run_verify(
     _show_estimates(out, plan)
     _check_cost(out, plan, mplan, opts.max_cost)
 
+    json_out = out.json_mode or not out.stdout_isatty
+    schema = "providers-verify" if mplan is None else "providers-verify-models"
+
     def run(cb: Any = None) -> list[VerifyResult]:
-        return verify_many(cfg, plan.names, opts.timeout, opts.probe, on_result=cb, plan=plan)
+        # JSON goes out through pydantic: import it and build the output's model while the
+        # checks wait for their answers, not after.
+        ready = (lambda: _output_model(schema)) if json_out else None
+        return verify_many(
+            cfg, plan.names, opts.timeout, opts.probe, on_result=cb, plan=plan, on_start=ready
+        )
 
     probing = _start_probes(cfg, mplan, opts.timeout)  # alongside the provider checks
     if out.stderr_isatty and not out.quiet and plan.names:
@@ -63,7 +71,7 @@ def run_verify(
         results = run()
     if probing is not None:
         probing.join()
-    if out.json_mode or not out.stdout_isatty:
+    if json_out:
         from callm.outputs import dump
 
         rows = [r.as_dict(with_probe=bool(opts.probe)) for r in results]
@@ -88,6 +96,12 @@ def run_verify(
     _ci_outputs(st, opts, results, mplan, started)
     ok = all(r.ok for r in results) and (mplan is None or all(c.ok for c in mplan.checks.values()))
     return EXIT_OK if ok else EXIT_FAILED
+
+
+def _output_model(name: str) -> None:
+    from callm.outputs import SCHEMAS
+
+    SCHEMAS[name].model_rebuild()  # builds what defer_build left for the first use
 
 
 def _start_probes(cfg: Any, mplan: ModelPlan | None, timeout: float) -> Any:

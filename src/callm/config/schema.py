@@ -1,34 +1,52 @@
-"""The config file's shape (SPEC: Config), as pydantic models. Unknown keys are errors, so
-typos are caught; every number must be finite (TOML reads `inf`, `nan` and `1e309`).
+"""The config file's shape (SPEC: Config). Unknown keys are errors, so typos are caught; every
+number must be finite (TOML reads `inf`, `nan` and `1e309`).
+
+The sections are frozen dataclasses that pydantic validates (a TypeAdapter per section, built
+on first use) with the field types of callm.config.fields, named here in string annotations.
+A config validated before is rebuilt from callm.config.cache without pydantic: importing and
+building pydantic's validators was most of a command's start-up.
 
 pydantic's errors are turned into `SchemaError`, which names each problem by its dotted
-path in the file (`providers.lab.timeout: must be greater than 0, not -1`). Models are
-frozen: change one with `updated(model, field=value)`, which validates the new values
-(pydantic's `model_copy(update=...)` does not)."""
+path in the file (`providers.lab.timeout: must be greater than 0, not -1`). `Section.make(...)`
+builds a section and `updated(section, field=value)` changes one, both validating the values;
+the plain constructor does not validate (it is what the cache uses)."""
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, TypeVar
+from dataclasses import dataclass, field, fields
+from functools import cache
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    model_validator,
-)
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter, ValidationError
 
-from callm.drivers import DRIVER_NAMES
+    from callm.config.fields import (
+        AtLeastOne,
+        Attempts,
+        AwsRegion,
+        Bool,
+        Driver,
+        EndpointUrl,
+        HeaderName,
+        LedgerUrl,
+        NonNegative,
+        ProviderName,
+        SchemaAlias,
+        Seconds,
+        Share,
+        TemplateName,
+        TimeZone,
+        Url,
+    )
 
 # A provider name is the first half of `provider/model` and part of CALLM_<NAME>_API_KEY.
-_PROVIDER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 Loc = tuple[str, ...]
 UNKNOWN_KEY = "unknown key"
 MISSING = "missing (required)"
-_M = TypeVar("_M", bound="_Section")
+_S = TypeVar("_S", bound="_Section")
 
 
 class SchemaError(ValueError):
@@ -45,22 +63,21 @@ class SchemaError(ValueError):
         return f"{'.'.join(loc)}: {msg}" if loc else msg
 
 
-def check_provider_name(name: str) -> str:
-    if not _PROVIDER_NAME.fullmatch(name):
+def check_name(name: str, kind: str) -> str:
+    if not _NAME.fullmatch(name):
         raise ValueError(
-            f"bad provider name {name!r}: use letters, digits, '.', '_' and '-' "
+            f"bad {kind} name {name!r}: use letters, digits, '.', '_' and '-' "
             "(starting with a letter or digit)"
         )
     return name
+
+
+def check_provider_name(name: str) -> str:
+    return check_name(name, "provider")
 
 
 def check_template_name(name: str) -> str:
-    if not _PROVIDER_NAME.fullmatch(name):
-        raise ValueError(
-            f"bad template name {name!r}: use letters, digits, '.', '_' and '-' "
-            "(starting with a letter or digit)"
-        )
-    return name
+    return check_name(name, "template")
 
 
 # ---- pydantic's errors in the file's words --------------------------------------------------
@@ -74,6 +91,7 @@ _EXPECTED = {
     "dict_type": "a table",
     "model_type": "a table",
     "model_attributes_type": "a table",
+    "dataclass_type": "a table",
 }
 
 
@@ -86,9 +104,9 @@ def _shown(value: Any) -> str:
 
 def _message(err: Any) -> str:
     kind, value, ctx = err["type"], err.get("input"), err.get("ctx") or {}
-    if kind == "extra_forbidden":
+    if kind in ("extra_forbidden", "unexpected_keyword_argument"):
         return UNKNOWN_KEY
-    if kind == "missing":
+    if kind in ("missing", "missing_keyword_argument", "missing_argument"):
         return MISSING
     if kind in ("value_error", "assertion_error"):
         return str(ctx.get("error", err["msg"]))
@@ -114,7 +132,7 @@ def problems_of(exc: ValidationError, loc: Loc = ()) -> list[tuple[Loc, str]]:
     for err in exc.errors(include_url=False):
         where = (*loc, *(str(part) for part in err["loc"] if part != "[key]"))
         inner = (err.get("ctx") or {}).get("error")
-        if isinstance(inner, SchemaError):  # a nested section's __init__ (below) raised it
+        if isinstance(inner, SchemaError):  # a nested section's __post_init__ raised it
             found += [((*where, *at), msg) for at, msg in inner.problems]
         else:
             found.append((where, _message(err)))
@@ -122,122 +140,108 @@ def problems_of(exc: ValidationError, loc: Loc = ()) -> list[tuple[Loc, str]]:
     return structural or found
 
 
-# ---- field types ----------------------------------------------------------------------------
-
-
-def _whole(ge: int, le: int | None = None) -> Any:
-    """A whole number in range, told as "between 1 and 20" (pydantic names one bound)."""
-
-    def check(value: int) -> int:
-        if value < ge or (le is not None and value > le):
-            bounds = f"between {ge} and {le}" if le is not None else f"at least {ge}"
-            raise ValueError(f"must be {bounds}, not {value}")
-        return value
-
-    limits = {"minimum": ge} | ({"maximum": le} if le is not None else {})
-    return Annotated[int, AfterValidator(check), Field(json_schema_extra=limits)]
-
-
-def _driver(value: str) -> str:
-    if value not in DRIVER_NAMES:
-        raise ValueError(f"unknown driver {value!r} (one of: {', '.join(DRIVER_NAMES)})")
-    return value
-
-
-_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP field name (RFC 9110 5.1)
-
-
-def _header_name(value: str) -> str:
-    if not _TOKEN.fullmatch(value):
-        raise ValueError(f"{value!r} is not an HTTP header name")
-    return value
-
-
-def _url(value: str) -> str:
-    if "://" not in value:
-        raise ValueError(f"base_url must be a URL like https://host/v1, got {value!r}")
-    return value
-
-
-def _ledger_url(value: str) -> str:
-    from callm.errors import ConfigError
-    from callm.ledger.backend import check_url
-
-    try:
-        return check_url(value)
-    except ConfigError as exc:
-        raise ValueError(exc.message.removeprefix("ledger url ")) from None
-
-
-def _aws_region(value: str) -> str:
-    if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", value):
-        raise ValueError(f"region must be an AWS region like us-east-1, got {value!r}")
-    return value
-
-
-def _endpoint_url(value: str) -> str:
-    if "://" not in value:
-        raise ValueError(f"endpoint_url must be a URL like https://host, got {value!r}")
-    return value
-
-
-Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-ProviderName = Annotated[str, AfterValidator(check_provider_name)]
-Attempts = _whole(1, 20)
-AtLeastOne = _whole(1)
-
-
 # ---- the sections ---------------------------------------------------------------------------
 
 
-class _Section(BaseModel):
-    """Strict (TOML has types: `attempts = "3"` is an error, not 3), frozen, no unknown keys.
-    Constructing one raises SchemaError, never pydantic's ValidationError. pydantic calls
-    this __init__ for nested sections too, so their errors arrive as SchemaError inside a
-    ValidationError; `problems_of` unpacks them."""
+@cache
+def _adapter(cls: type[_S]) -> TypeAdapter[_S]:
+    """pydantic's validator for section `cls`. The field types the annotations name join this
+    module's namespace here, where pydantic resolves them, so that importing the schema (and
+    reading a cached config) does not import pydantic."""
+    from pydantic import TypeAdapter
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    from callm.config.fields import TYPES
 
-    def __init__(self, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as exc:
-            raise SchemaError(problems_of(exc)) from None
+    globals().update(TYPES)
+    return TypeAdapter(cls)
+
+
+def field_types(cls: type[_Section]) -> dict[str, Any]:
+    """The section's fields and their pydantic types (for models built on it: callm.outputs)."""
+    import typing
+
+    _adapter(cls)  # puts the field types in this module's namespace
+    return typing.get_type_hints(cls, include_extras=True)
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of the config file (what it accepts)."""
+    return _adapter(Config).json_schema(mode="validation")
+
+
+class _Section:
+    """A config table: no unknown keys; validated by `from_dict`, `make` and `updated`."""
+
+    __pydantic_config__: ClassVar[dict[str, Any]] = {"extra": "forbid"}
+    # Fields holding sections, for `rebuilt`: name -> (section class, a table of them by name)
+    _SECTIONS: ClassVar[dict[str, tuple[type[_Section], bool]]] = {}
 
     @classmethod
-    def from_dict(cls: type[_M], raw: Any, loc: Loc = ()) -> _M:
+    def from_dict(cls: type[_S], raw: Any, loc: Loc = ()) -> _S:
         """`raw` is the table found at `loc` in the file; errors name their full path."""
+        adapter = _adapter(cls)
+        from pydantic import ValidationError
+
         try:
-            return cls.model_validate(raw)
+            return adapter.validate_python(raw)
         except ValidationError as exc:
             raise SchemaError(problems_of(exc, loc)) from None
 
+    @classmethod
+    def make(cls: type[_S], **values: Any) -> _S:
+        """A section with these values (by field name), validated: SchemaError when bad."""
+        return cls.from_dict(values)
+
+    @classmethod
+    def rebuilt(cls: type[_S], plain: dict[str, Any]) -> _S:
+        """The section `plain()` gave, without validating it again (callm.config.cache)."""
+        values = dict(plain)
+        for name, (section, table) in cls._SECTIONS.items():
+            if name in values:
+                got = values[name]
+                values[name] = (
+                    {k: section.rebuilt(v) for k, v in got.items()}
+                    if table
+                    else section.rebuilt(got)
+                )
+        return cls(**values)
+
+    def plain(self) -> dict[str, Any]:
+        """Every field by its own name, sections as dicts: what `rebuilt` takes."""
+        return _adapter(type(self)).dump_python(self)  # type: ignore[no-any-return]
+
     def to_dict(self, *, skip_defaults: bool = False) -> dict[str, Any]:
-        """Fields without None values; with `skip_defaults`, only what differs from the
-        default (what the config file needs to say)."""
-        return self.model_dump(exclude_none=True, exclude_defaults=skip_defaults, by_alias=True)
+        """Fields without None values, by the file's names; with `skip_defaults`, only what
+        differs from the default (what the config file needs to say)."""
+        return _adapter(type(self)).dump_python(  # type: ignore[no-any-return]
+            self, exclude_none=True, exclude_defaults=skip_defaults, by_alias=True
+        )
 
 
-def updated(section: _M, /, **changes: Any) -> _M:
+def updated(section: _S, /, **changes: Any) -> _S:
     """`section` with `changes`, validated like a new one (SchemaError when a value is bad).
     Positional-only, so a section may have a field named `model` (templates do)."""
-    return type(section)(**{**dict(section), **changes})
+    values = {f.name: getattr(section, f.name) for f in fields(section)}  # type: ignore[arg-type]
+    return type(section).from_dict({**values, **changes})
 
 
+_section = dataclass(frozen=True, kw_only=True)
+
+
+@_section
 class ProviderConfig(_Section):
-    driver: Annotated[str, AfterValidator(_driver)]
-    base_url: Annotated[str, AfterValidator(_url)] | None = None
+    driver: Driver
+    base_url: Url | None = None
     key: Literal["keychain", "none"] = "keychain"
     key_env: str | None = None
-    enabled: bool = True
+    enabled: Bool = True
     default_model: str | None = None
     timeout: Seconds = 60.0  # read timeout
     connect_timeout: Seconds = 10.0
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
     # The header that carries the key (`x-api-key`), when not the driver's own; the key itself
     # stays in the keychain or a variable, never in this file.
-    key_header: Annotated[str, AfterValidator(_header_name)] | None = None
+    key_header: HeaderName | None = None
     key_prefix: str | None = None  # put before the key in key_header ("Bearer ")
     models: list[str] | None = None
     api_version: str | None = None  # azure-openai
@@ -246,11 +250,12 @@ class ProviderConfig(_Section):
     client_cert: str | None = None  # and a client certificate (PEM)
     client_key: str | None = None  # with its key, when not in client_cert
     # bedrock: AWS region, profile (credential chain), and an endpoint other than AWS's own
-    region: Annotated[str, AfterValidator(_aws_region)] | None = None
+    region: AwsRegion | None = None
     profile: str | None = None
-    endpoint_url: Annotated[str, AfterValidator(_endpoint_url)] | None = None
+    endpoint_url: EndpointUrl | None = None
 
 
+@_section
 class RetryConfig(_Section):
     attempts: Attempts = 3
     base_delay: NonNegative = 0.5
@@ -260,6 +265,7 @@ class RetryConfig(_Section):
     cooldown_seconds: NonNegative = 60.0
 
 
+@_section
 class PriceOverride(_Section):
     """USD per million tokens."""
 
@@ -269,16 +275,18 @@ class PriceOverride(_Section):
     cache_write: NonNegative | None = None
 
 
+@_section
 class LedgerConfig(_Section):
     """Where the data DB lives: None = the SQLite file in the data dir; a postgresql:// URL
     (no password in it) = a ledger shared by a team."""
 
-    url: Annotated[str, AfterValidator(_ledger_url)] | None = None
+    url: LedgerUrl | None = None
 
 
 STRATEGIES = ("priority", "cheapest", "fastest", "round_robin", "weighted")
 
 
+@_section
 class RouteConfig(_Section):
     """[routes.NAME]: candidate models and how to pick one (see callm.routing)."""
 
@@ -286,43 +294,29 @@ class RouteConfig(_Section):
     strategy: Literal["priority", "cheapest", "fastest", "round_robin", "weighted"] = "priority"
     weights: list[NonNegative] | None = None
 
-    @model_validator(mode="after")
-    def _consistent(self) -> RouteConfig:
+    def __post_init__(self) -> None:
         if not self.models:
             raise SchemaError([(("models",), "must list at least one model")])
         if self.strategy == "weighted" and (
             self.weights is None or len(self.weights) != len(self.models) or not sum(self.weights)
         ):
             raise SchemaError([(("weights",), "weighted wants one weight per model, not all 0")])
-        return self
 
 
-TemplateName = Annotated[str, AfterValidator(check_template_name)]
-
-
+@_section
 class TemplateConfig(_Section):
     """[templates.NAME]: a saved prompt with its model, system prompt and options."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
+    __pydantic_config__: ClassVar[dict[str, Any]] = {"extra": "forbid", "populate_by_name": True}
     model: str | None = None
     system: str | None = None
     prompt: str | None = None  # `$input` is what `callm chat -t NAME` is given
-    options: dict[str, Any] = Field(default_factory=dict)  # driver options, as -o gives them
-    # JSON schema for the reply; `schema` in the file (the name is taken on BaseModel)
-    schema_: str | None = Field(default=None, alias="schema")
+    options: dict[str, Any] = field(default_factory=dict)  # driver options, as -o gives them
+    # JSON schema for the reply; `schema` in the file
+    schema_: SchemaAlias = None
 
 
-def _timezone(value: str) -> str:
-    """An IANA zone name ("Europe/Berlin"); zoneinfo is imported only when one is given."""
-    from zoneinfo import ZoneInfo
-
-    try:
-        ZoneInfo(value)
-    except (ValueError, OSError, LookupError):
-        raise ValueError(f"unknown time zone {value!r} (an IANA name like Europe/Berlin)") from None
-    return value
-
-
+@_section
 class BudgetLimits(_Section):
     """USD per calendar day / month; None = no limit for that period."""
 
@@ -330,32 +324,46 @@ class BudgetLimits(_Section):
     monthly: NonNegative | None = None
 
 
+@_section
 class BudgetsConfig(_Section):
     """`[budgets]`: overall limits, and per provider under `[budgets.providers.NAME]`."""
 
     daily: NonNegative | None = None
     monthly: NonNegative | None = None
-    alert_at: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 0.8  # share of a limit
-    timezone: Annotated[str, AfterValidator(_timezone)] | None = None  # default: local time
-    allow_unpriced: bool = False
+    alert_at: Share = 0.8  # share of a limit
+    timezone: TimeZone | None = None  # default: local time
+    allow_unpriced: Bool = False
     # a budget that cannot be checked (the ledger is unreachable) lets paid calls through
-    fail_open: bool = False
-    providers: dict[ProviderName, BudgetLimits] = Field(default_factory=dict)
+    fail_open: Bool = False
+    providers: dict[ProviderName, BudgetLimits] = field(default_factory=dict)
 
 
+@_section
 class Config(_Section):
     default_model: str | None = None
-    log_prompts: bool = True  # the call log (callm logs); `callm logs off` sets it false
-    providers: dict[ProviderName, ProviderConfig] = Field(default_factory=dict)
-    aliases: dict[str, str] = Field(default_factory=dict)
-    fallbacks: dict[str, list[str]] = Field(default_factory=dict)
-    retry: RetryConfig = Field(default_factory=RetryConfig)
-    pricing: dict[str, PriceOverride] = Field(default_factory=dict)
-    routes: dict[str, RouteConfig] = Field(default_factory=dict)
-    templates: dict[TemplateName, TemplateConfig] = Field(default_factory=dict)
-    budgets: BudgetsConfig = Field(default_factory=BudgetsConfig)
-    ledger: LedgerConfig = Field(default_factory=LedgerConfig)
+    log_prompts: Bool = True  # the call log (callm logs); `callm logs off` sets it false
+    providers: dict[ProviderName, ProviderConfig] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)
+    fallbacks: dict[str, list[str]] = field(default_factory=dict)
+    retry: RetryConfig = field(default_factory=RetryConfig)
+    pricing: dict[str, PriceOverride] = field(default_factory=dict)
+    routes: dict[str, RouteConfig] = field(default_factory=dict)
+    templates: dict[TemplateName, TemplateConfig] = field(default_factory=dict)
+    budgets: BudgetsConfig = field(default_factory=BudgetsConfig)
+    ledger: LedgerConfig = field(default_factory=LedgerConfig)
 
     def to_toml_dict(self) -> dict[str, Any]:
         """What gets written: defaults left out so the file stays short and readable."""
         return self.to_dict(skip_defaults=True)
+
+
+BudgetsConfig._SECTIONS = {"providers": (BudgetLimits, True)}
+Config._SECTIONS = {
+    "providers": (ProviderConfig, True),
+    "retry": (RetryConfig, False),
+    "pricing": (PriceOverride, True),
+    "routes": (RouteConfig, True),
+    "templates": (TemplateConfig, True),
+    "budgets": (BudgetsConfig, False),
+    "ledger": (LedgerConfig, False),
+}

@@ -67,9 +67,10 @@ def read_text(path: Path) -> str:
     return text[1:] if text.startswith(_BOM) else text
 
 
-def read_toml(path: Path) -> dict[str, Any]:
-    """The raw TOML table; a syntax error names the file, line and column."""
-    text = read_text(path)
+def read_toml(path: Path, text: str | None = None) -> dict[str, Any]:
+    """The raw TOML table (of `text`, the file's when None); a syntax error names the file,
+    line and column."""
+    text = read_text(path) if text is None else text
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -80,20 +81,18 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 
 def load(path: Path) -> Config:
-    """Load and validate; a missing file is an empty config."""
-    from callm.config.schema import UNKNOWN_KEY, Config, SchemaError
+    """Load and validate; a missing file is an empty config. A file that validated before,
+    unchanged since, is taken from callm.config.cache."""
+    from callm import validated_cache as cache
 
-    raw = read_toml(path)
-    try:
-        config = Config.from_dict(raw)
-    except SchemaError as exc:
-        loc, msg = exc.problems[0]
-        where = ".".join(loc) or "(top level)"
-        msg = f"unknown key {where!r}" if msg == UNKNOWN_KEY else f"{where}: {msg}"
-        more = len(exc.problems) - 1
-        raise ConfigError(
-            f"{path}: {msg}" + (f" (and {more} more)" if more else ""), hint=_HANDS_OFF
-        ) from None
+    text = read_text(path)
+    copy, config = cache.name_for(path), None
+    plain = cache.lookup(copy, text)
+    if plain is not None:
+        config = _rebuilt(plain)
+    if config is None:
+        config = _validated(path, text)
+        cache.remember(copy, text, config.plain())
     from callm.secrets import env_name, key_variable_clash
 
     clash = key_variable_clash(list(config.providers))
@@ -103,6 +102,31 @@ def load(path: Path) -> Config:
             hint="rename one of them",
         )
     return config
+
+
+def _rebuilt(plain: Any) -> Config | None:
+    from callm.config.schema import Config
+
+    try:
+        return Config.rebuilt(plain)
+    except Exception:  # a copy of another shape: validate instead
+        return None
+
+
+def _validated(path: Path, text: str) -> Config:
+    from callm.config.schema import UNKNOWN_KEY, Config, SchemaError
+
+    raw = read_toml(path, text)
+    try:
+        return Config.from_dict(raw)
+    except SchemaError as exc:
+        loc, msg = exc.problems[0]
+        where = ".".join(loc) or "(top level)"
+        msg = f"unknown key {where!r}" if msg == UNKNOWN_KEY else f"{where}: {msg}"
+        more = len(exc.problems) - 1
+        raise ConfigError(
+            f"{path}: {msg}" + (f" (and {more} more)" if more else ""), hint=_HANDS_OFF
+        ) from None
 
 
 def save(path: Path, config: Config) -> None:
@@ -139,12 +163,14 @@ def _appended(path: Path, old: Config, new: Config) -> str | None:
     """When `new` only adds providers, the new text is the old one plus their tables: tomlkit
     need not parse the whole file (20,000 providers took 20 s). None when that does not apply
     or does not give `new` back (an inline `providers = {...}` table, say)."""
+    from dataclasses import replace
+
     import tomlkit
 
     from callm.config.schema import Config, ProviderConfig, SchemaError
 
     added = [n for n in new.providers if n not in old.providers]
-    if not added or new.model_copy(update={"providers": old.providers}) != old:
+    if not added or replace(new, providers=old.providers) != old:
         return None
     if any(new.providers[n] != pc for n, pc in old.providers.items()):
         return None
