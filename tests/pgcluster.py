@@ -37,10 +37,12 @@ PASSWORD_USER = "callm_pw"
 
 def _base_dir() -> str:
     """Where the cluster's dir goes: the system temp dir, unless the server's user cannot
-    enter it (a /tmp left 0700 by root): then /var/tmp or /dev/shm."""
+    enter it (a temp dir left 0700 by root): then that user's own home."""
     if os.geteuid() != 0:
         return SYSTEM_TMP
-    for candidate in (SYSTEM_TMP, "/var/tmp", "/dev/shm"):
+    import pwd
+
+    for candidate in (SYSTEM_TMP, pwd.getpwnam("postgres").pw_dir):
         path = Path(candidate).resolve()
         if path.is_dir() and all(p.stat().st_mode & 0o001 for p in (path, *path.parents)):
             return str(path)
