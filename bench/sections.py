@@ -92,6 +92,17 @@ def _script(b: Bench, name: str, args: list[str], timeout: float) -> dict[str, A
 # ---- cold start ---------------------------------------------------------------------------
 
 
+def no_copy_env(b: Bench) -> dict[str, str]:
+    """b.env with a cache folder callm cannot create: every run validates the config and the
+    catalog with pydantic, as the first run after an edit does (callm.validated_cache)."""
+    blocker = b.work / "cache-blocked"
+    blocker.write_text("a file where the cache folder would go\n")
+    return {**b.env, "CALLM_CACHE_DIR": str(blocker / "callm")}
+
+
+NO_COPY = " (no validated copy)"
+
+
 def startup(b: Bench) -> None:
     res: dict[str, Any] = {}
     ext = _script(b, "startup.py", ["--json", "--runs", str(b.reps.light)], timeout=300)
@@ -121,6 +132,11 @@ def startup(b: Bench) -> None:
         Case('python -c "import typer, pydantic"', [PY, "-c", "import typer, pydantic"]),
         Case("callm --help", [CALLM, "--help"]),
         Case("callm providers list (20 providers)", [CALLM, "providers", "list"]),
+        Case(
+            "callm providers list (20 providers)" + NO_COPY,
+            [CALLM, "providers", "list"],
+            env=no_copy_env(b),
+        ),
     ]
     if b.peer(PEERS / "bin" / "llm"):
         cases += [Case("llm --help", [LLM, "--help"]), Case("llm keys list", [LLM, "keys", "list"])]
@@ -184,6 +200,8 @@ def _chat_cases(b: Bench, tokens: int, big: bool) -> list[Case]:
             "callm chat", [CALLM, "chat", "-m", "big/gpt-bench" if big else "lab/gpt-bench", "hi"]
         ),
     ]
+    if not big:
+        cases.append(Case("callm chat" + NO_COPY, cases[0].cmd, env=no_copy_env(b)))
     # the floor runs on callm's own interpreter: it imports the same stack (issue 11)
     cases.insert(0, Case("floor: typer + httpx + pydantic, one request", [PY, FLOOR, url]))
     if b.peer(PEERS_PY):

@@ -28,7 +28,7 @@ from _harness import ROOT, Series, run_child
 
 LIMIT_MS = 50.0
 
-APP = '''
+APP = """
 import sys
 if "--with-pydantic" in sys.argv:
     sys.argv.remove("--with-pydantic")
@@ -59,7 +59,7 @@ def run(
 
 
 app()
-'''
+"""
 
 ARGS = [
     "x", "-m", "a/b", "-s", "sys", "--temperature", "0.5", "--max-tokens", "10", "-o", "k=v",
