@@ -104,8 +104,8 @@ def main() -> None:
         print(f"  built in {build(db, a.rows):.1f} s, {db.stat().st_size / 1e6:.0f} MB")
 
     from callm import conversations
+    from callm.call_types import CallSpec
     from callm.config.schema import Config
-    from callm.engine import CallSpec
     from callm.ledger import logs
     from callm.types import Message
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 R = dict[str, Any]
-DEPS = "typer + pydantic + sqlite3 + httpx"  # as in sections.py
+DEPS = "typer + sqlite3 + httpx"  # as in sections.py
 
 
 # ---- small helpers ----------------------------------------------------------------------
@@ -559,7 +559,8 @@ def _external(res: R, key: str, title: str, script: str) -> list[str]:
     if not d:
         return []
     if d.get("missing"):
-        return [f"## {title}", "", f"`bench/{script}` is not present; not measured.", ""]
+        why = d.get("why", f"`bench/{script}` is not present")
+        return [f"## {title}", "", f"{why}; not measured.", ""]
     out = [
         f"## {title}",
         "",
@@ -663,7 +664,7 @@ def _bound(res: R) -> list[str]:
     if not (deps and httpx_ and floor and callm):
         return []
     key = "cpu_s"
-    if callm[key] / floor[key] <= 1.3:
+    if callm[key] / floor[key] <= 1.25:
         if not client:
             return []
         return [
@@ -678,7 +679,7 @@ def _bound(res: R) -> list[str]:
     request = floor[key] - httpx_[key]  # the floor minus its import: client, request, parse
     least = deps[key] + request
     return [
-        "Lower bound for the one-shot chat target (<= 1.3x the floor), CPU time:",
+        "Lower bound for the one-shot chat target (<= 1.25x the floor), CPU time:",
         "",
         f"- floor {_ms(floor[key])} = import httpx {_ms(httpx_[key])} + client, request and "
         f"output {_ms(request)}. Importing what callm's chat path needs ({DEPS}) takes "
@@ -728,6 +729,9 @@ def render(res: R) -> str:
         lines += part(res)
     lines += _external(res, "fanout", "Verify fan-out", "verify_fanout.py")
     lines += _external(res, "report", "Usage report on 1M rows", "usage_report.py")
+    lines += _external(
+        res, "report_pg", "Usage report on 1M rows: SQLite and PostgreSQL", "usage_report_pg.py"
+    )
     lines += _profile(res)
     if res.get("errors"):
         lines += [

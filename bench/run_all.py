@@ -40,6 +40,7 @@ SECTIONS = (
     "render",
     "fanout",
     "report",
+    "report_pg",
     "profile",
 )
 CALLM = CALLM_PY.with_name("callm")
@@ -269,6 +270,7 @@ def main() -> int:
             ("render", sections.render),
             ("fanout", sections.verify_fanout),
             ("report", sections.usage_report),
+            ("report_pg", sections.usage_report_pg),
             ("profile", sections.profile),
         ]
         for name, fn in steps:

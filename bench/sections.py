@@ -34,7 +34,8 @@ PY = str(CALLM_PY)
 PEER_PY = str(PEERS_PY)
 FLOOR = str(BENCH / "floor_httpx.py")
 SDK = str(BENCH / "peer_openai_sdk.py")
-DEPS = "typer + pydantic + sqlite3 + httpx"  # the third-party and stdlib imports of callm chat
+# the third-party and stdlib imports of callm chat (pydantic only when a file changed)
+DEPS = "typer + sqlite3 + httpx"
 _TIMED = re.compile(
     r"^(?P<label>[^\d\s].*?)[:\s]+(?:median\s+)?(?P<v>\d+(?:\.\d+)?)\s*(?P<unit>ms|s)\b", re.M
 )
@@ -371,6 +372,18 @@ def usage_report(b: Bench) -> None:
     b.results["report"] = {**ext, "medians": medians_from_text(ext["stdout"])}
 
 
+def usage_report_pg(b: Bench) -> None:
+    """The same report on both backends (issue 17); needs PostgreSQL's initdb on PATH."""
+    import shutil
+
+    if shutil.which("initdb") is None:
+        b.results["report_pg"] = {"missing": True, "why": "no initdb on PATH"}
+        return
+    runs = ["--runs", str(b.reps.report_runs)]
+    ext = _script(b, "usage_report_pg.py", runs, timeout=1200)
+    b.results["report_pg"] = ext if ext is not None else {"missing": True}
+
+
 # ---- where the time goes ------------------------------------------------------------------
 
 
@@ -382,8 +395,14 @@ def profile(b: Bench) -> None:
         # `import pydantic` is lazy; a BaseModel (the config schema) pulls in the model machinery
         ("pydantic.BaseModel", "from pydantic import BaseModel"),
         ("sqlite3", "import sqlite3"),
-        (DEPS, "import typer, pydantic, sqlite3, httpx"),
+        (DEPS, "import typer, sqlite3, httpx"),
         ("rich.markdown + rich.live", "import rich.markdown, rich.live"),
+        # httpx imports its own command line (httpx._main) when these are installed, as they
+        # are beside callm: part of `import httpx` for callm and the floor alike
+        (
+            "httpx._main's click, rich, pygments",
+            "import click, pygments.lexers, rich.console, rich.progress, rich.syntax, rich.table",
+        ),
     ]
     cases = [Case(f"import {label}", [PY, "-c", code]) for label, code in imports]
     cases.append(Case("import httpx", [PY, "-c", "import httpx"]))

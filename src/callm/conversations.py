@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 from callm.types import Message
 
 if TYPE_CHECKING:
+    from callm.call_types import CallOutcome, CallSpec
     from callm.config.schema import Config
-    from callm.engine import CallOutcome, CallSpec
     from callm.ledger.logs import Turn
 
 Notice = Callable[[str], None]

@@ -7,13 +7,14 @@ pricing and the ledger. It knows nothing about terminals: the CLI passes a sink.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from callm.call_record import record_call, settle_usage
+from callm.call_types import Attempt, CallOutcome, CallSpec
 from callm.drivers import get_driver
 from callm.drivers.base import StreamAccumulator
 from callm.endpoints import Target, endpoint, resolve_target
@@ -25,102 +26,19 @@ from callm.errors import (
 )
 from callm.retry import RetryPolicy, should_fall_back, wait_before_retry
 from callm.types import (
-    Attachment,
     ChatRequest,
-    ChatResult,
     Finished,
-    Message,
     ReasoningDelta,
     StreamEvent,
     TextDelta,
-    Tool,
     ToolCallDelta,
-    Usage,
 )
 
 if TYPE_CHECKING:
     from callm.config.schema import Config
-    from callm.types import Price
 
 Sink = Callable[[StreamEvent], None]
 Notice = Callable[[str], None]
-
-
-@dataclass
-class CallSpec:
-    """What `callm chat` asks for, before any model is resolved."""
-
-    model: str | None
-    messages: list[Message]
-    system: str | None = None
-    temperature: float | None = None
-    max_tokens: int | None = None
-    stream: bool = True
-    options: dict[str, Any] = field(default_factory=dict)
-    fallbacks: list[str] = field(default_factory=list)
-    tools: tuple[Tool, ...] = ()
-    tool_choice: str | None = None
-    stop: tuple[str, ...] = ()
-    response_format: dict[str, Any] | None = None
-    token: str | None = None  # the gateway token that made the call (its ledger column)
-    # The models to try, in order, when the caller already chose them (a route); else the
-    # chain comes from `model` and the fallbacks.
-    targets: list[Target] | None = None
-    cid: str | None = None  # the conversation (callm.conversations); None: not logged as one
-    log: bool | None = None  # False: --no-log; None: the config's log_prompts
-    schema: dict[str, Any] | None = None  # --schema: the reply is checked against it
-    attachments: tuple[Attachment, ...] = ()  # -a FILE
-    timeout: float | None = None  # --timeout: each request's deadline, over the provider's
-
-
-@dataclass
-class Attempt:
-    provider: str
-    model: str
-    outcome: str  # ok | error | skipped
-    error_kind: str | None = None
-    latency_ms: int | None = None
-    tries: int = 1
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "model": f"{self.provider}/{self.model}",
-            "outcome": self.outcome,
-            "error_kind": self.error_kind,
-            "latency_ms": self.latency_ms,
-            "tries": self.tries,
-        }
-
-
-@dataclass
-class CallOutcome:
-    target: Target | None = None
-    result: ChatResult = field(default_factory=ChatResult)
-    usage: Usage = field(default_factory=Usage)
-    usage_source: str = "reported"
-    cost_usd: float | None = None
-    price: Price | None = None
-    latency_ms: int = 0
-    ttft_ms: int | None = None
-    attempts: list[Attempt] = field(default_factory=list)
-    error: CallmError | None = None
-    parsed: Any = None  # the reply as JSON, when a schema was given and it matched
-    interrupted: bool = False
-    # why it was interrupted: "interrupted" (Ctrl-C), or what the exception that stopped it
-    # says in its `outcome` attribute (the gateway's "client_gone")
-    interrupted_as: str = "interrupted"
-    text_shown: bool = False  # some text reached the sink
-    cid: str | None = None  # the logged conversation, for `chat --json`
-
-    @property
-    def outcome(self) -> str:
-        if self.interrupted:
-            return self.interrupted_as
-        if self.error is None:
-            return "fallback" if len(self.attempts) > 1 else "ok"
-        if isinstance(self.error, StreamError):
-            return "broken_stream"
-        return "error"
 
 
 class _Watch:
@@ -173,8 +91,8 @@ def call(cfg: Config, spec: CallSpec, sink: Sink, notice: Notice) -> CallOutcome
         if not any(a.tries for a in out.attempts):  # else: set by the attempts themselves
             out.latency_ms = int((time.monotonic() - start) * 1000)
         if out.target is not None:
-            _settle_usage(cfg, spec, out)
-            _record(cfg, spec, out, started_at, guard.reservation if guard else None)
+            settle_usage(cfg, spec, out)
+            record_call(cfg, spec, out, started_at, guard.reservation if guard else None)
         elif guard is not None:
             guard.abandon()
     return out
@@ -516,79 +434,3 @@ def _check_finished(
                 raise BadResponseError(f"expected {expected}, got: {body_text(bytes(body), 200)}")
             raise BadResponseError("the provider sent an empty reply")
         acc.add(Finished("tool_call"))
-
-
-# ---- usage and cost -------------------------------------------------------------------------
-
-
-def _settle_usage(cfg: Config, spec: CallSpec, out: CallOutcome) -> None:
-    """Reported usage if the vendor sent it; otherwise an offline estimate, labelled so."""
-    from callm.pricing import cost, estimate_prompt_tokens, estimate_text_tokens, price_for
-
-    target = out.target
-    assert target is not None
-    reported = out.result.usage
-    if reported is not None and not _trusted(reported):
-        reported = None  # e.g. negative counts from a broken proxy: estimate instead
-    produced = out.result.text + out.result.reasoning
-    complete = out.error is None and not out.interrupted
-    if reported is not None and (complete or reported.output_tokens > 0 or not produced):
-        out.usage, out.usage_source = reported, "reported"
-    else:
-        # No usage, or a stream cut short before its final usage report: estimate offline
-        # from what we sent and what arrived, and say so.
-        prompt = "\n".join(m.content for m in spec.messages) + (spec.system or "")
-        out.usage = Usage(
-            input_tokens=(reported.input_tokens if reported and reported.input_tokens else 0)
-            or (estimate_prompt_tokens(prompt) if out.attempts else 0),
-            output_tokens=estimate_text_tokens(produced) if produced else 0,
-            cache_read_tokens=reported.cache_read_tokens if reported else 0,
-            cache_write_tokens=reported.cache_write_tokens if reported else 0,
-        )
-        out.usage_source = "estimated"
-    try:
-        out.price = price_for(cfg, target.provider, target.model)
-        out.cost_usd = cost(out.usage, out.price)
-    except CallmError:
-        out.price, out.cost_usd = None, None
-
-
-def _trusted(u: Usage) -> bool:
-    """Reported counts are used only when every one is a non-negative integer."""
-    return all(type(v) is int and v >= 0 for v in u.as_dict().values())
-
-
-def _record(
-    cfg: Config, spec: CallSpec, out: CallOutcome, started_at: float, reservation: int | None
-) -> None:
-    from callm.conversations import log_columns
-    from callm.ledger.usage import UsageRow, record
-
-    t = out.target
-    assert t is not None
-    err = out.error
-    kind = None if err is None else err.kind
-    if out.interrupted:
-        kind = out.interrupted_as
-    row = UsageRow(
-        ts=started_at,
-        provider=t.provider,
-        model=t.model,
-        driver=t.config.driver,
-        input_tokens=out.usage.input_tokens,
-        output_tokens=out.usage.output_tokens,
-        cache_read_tokens=out.usage.cache_read_tokens,
-        cache_write_tokens=out.usage.cache_write_tokens,
-        usage_source=out.usage_source,
-        cost_usd=out.cost_usd,
-        price_source=out.price.source if out.price else None,
-        latency_ms=out.latency_ms,
-        ttft_ms=out.ttft_ms,
-        outcome=out.outcome,
-        error_kind=kind,
-        attempts=max(1, sum(a.tries for a in out.attempts)),
-        attempts_json=json.dumps([a.as_dict() for a in out.attempts]),
-        token=spec.token,
-        **log_columns(cfg, spec, out),
-    )
-    record(row, release=reservation)

@@ -16,8 +16,8 @@ from callm.endpoints import Target, resolve_target
 from callm.errors import UsageError
 
 if TYPE_CHECKING:
+    from callm.call_types import CallSpec
     from callm.config.schema import Config, RouteConfig
-    from callm.engine import CallSpec
 
 _counters: dict[str, itertools.count[int]] = {}
 _lock = threading.Lock()

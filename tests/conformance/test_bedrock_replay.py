@@ -14,8 +14,9 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from aws_fake import ACCESS_KEY, SECRET_KEY
+from callm.call_types import CallSpec
 from callm.config.schema import Config
-from callm.engine import CallSpec, call
+from callm.engine import call
 from callm.types import Message
 from replay_server import Reply, serving
 

@@ -9,8 +9,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from callm.call_types import CallSpec
 from callm.config.schema import Config
-from callm.engine import CallSpec, call
+from callm.engine import call
 from callm.types import Message
 from conformance_data import Interaction, interactions
 from replay_server import Reply, serving

@@ -102,8 +102,9 @@ def test_signal_mid_stream_keeps_text_and_records_one_interrupted_row(
 def test_internal_error_is_recorded_as_error_not_interrupted(isolated_env: IsolatedEnv) -> None:
     """A bug in whatever consumes the stream is an `error` row (in-process: it needs a sink
     that fails, which no command line produces)."""
+    from callm.call_types import CallSpec
     from callm.config.schema import Config
-    from callm.engine import CallSpec, call
+    from callm.engine import call
     from callm.types import Message
 
     def broken_sink(ev: Any) -> None:

@@ -13,7 +13,7 @@ from callm.cli.context import State, number, state
 from callm.errors import UsageError
 
 if TYPE_CHECKING:
-    from callm.engine import CallOutcome, CallSpec
+    from callm.call_types import CallOutcome, CallSpec
 
 HELP = """Call a model. MODEL is provider/model, an alias or a provider name (its default model).
 
@@ -104,7 +104,7 @@ def chat(
         typer.Option("--template", "-t", metavar="NAME", help="Start from a saved template."),
     ] = None,
 ) -> None:
-    from callm.engine import CallSpec
+    from callm.call_types import CallSpec
     from callm.options import parse_options
     from callm.types import Message
 

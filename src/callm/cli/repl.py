@@ -13,8 +13,8 @@ import typer
 from callm.errors import EXIT_INTERRUPTED, CallmError
 
 if TYPE_CHECKING:
+    from callm.call_types import CallSpec
     from callm.cli.context import State
-    from callm.engine import CallSpec
     from callm.types import Message
 
 COMMANDS = {

@@ -44,10 +44,13 @@ def _header_name(value: str) -> str:
     return value
 
 
-def _url(value: str) -> str:
-    if "://" not in value:
-        raise ValueError(f"base_url must be a URL like https://host/v1, got {value!r}")
-    return value
+def _url(field: str, example: str) -> Any:
+    def check(value: str) -> str:
+        if "://" not in value:
+            raise ValueError(f"{field} must be a URL like {example}, got {value!r}")
+        return value
+
+    return check
 
 
 def _ledger_url(value: str) -> str:
@@ -63,12 +66,6 @@ def _ledger_url(value: str) -> str:
 def _aws_region(value: str) -> str:
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", value):
         raise ValueError(f"region must be an AWS region like us-east-1, got {value!r}")
-    return value
-
-
-def _endpoint_url(value: str) -> str:
-    if "://" not in value:
-        raise ValueError(f"endpoint_url must be a URL like https://host, got {value!r}")
     return value
 
 
@@ -108,11 +105,11 @@ TYPES: dict[str, Any] = {
     "ProviderName": _names("provider"),
     "TemplateName": _names("template"),
     "Driver": _checked(_driver),
-    "Url": _checked(_url),
+    "Url": _checked(_url("base_url", "https://host/v1")),
     "HeaderName": _checked(_header_name),
     "LedgerUrl": _checked(_ledger_url),
     "AwsRegion": _checked(_aws_region),
-    "EndpointUrl": _checked(_endpoint_url),
+    "EndpointUrl": _checked(_url("endpoint_url", "https://host")),
     "TimeZone": _checked(_timezone),
     "SchemaAlias": Annotated[str | None, Field(alias="schema")],
 }

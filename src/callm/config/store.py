@@ -15,10 +15,15 @@ from callm.errors import CallmError, ConfigError
 if TYPE_CHECKING:
     from callm.config.schema import Config
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+
+def _toml() -> Any:
+    """The TOML reader, imported when a file is parsed (not when its validated copy is read)."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    return tomllib
+
 
 _HANDS_OFF = "fix the file by hand; callm will not overwrite it"
 
@@ -71,6 +76,7 @@ def read_toml(path: Path, text: str | None = None) -> dict[str, Any]:
     """The raw TOML table (of `text`, the file's when None); a syntax error names the file,
     line and column."""
     text = read_text(path) if text is None else text
+    tomllib = _toml()
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -180,6 +186,7 @@ def _appended(path: Path, old: Config, new: Config) -> str | None:
     text = read_text(path)
     sep = "" if not text or text.endswith("\n\n") else "\n" if text.endswith("\n") else "\n\n"
     text += sep + tomlkit.dumps(doc)
+    tomllib = _toml()
     try:  # check: same providers, in the file's own syntax
         got = tomllib.loads(text).get("providers", {})
     except tomllib.TOMLDecodeError:

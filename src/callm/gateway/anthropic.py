@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from callm.engine import CallOutcome
+from callm.call_types import CallOutcome
 from callm.gateway.common import BadRequest, Inbound, model_of, new_id, sse, tool, tool_call, want
 from callm.types import FinishReason, Message, StreamEvent, TextDelta, ToolCall, ToolCallDelta
 

@@ -18,7 +18,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from callm import __version__
-from callm.engine import CallOutcome, CallSpec, call
+from callm.call_types import CallOutcome, CallSpec
+from callm.engine import call
 from callm.errors import CallmError, UsageError
 from callm.gateway import anthropic, ollama, openai_chat, openai_responses
 from callm.gateway.common import (

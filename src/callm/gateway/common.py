@@ -14,7 +14,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
-from callm.engine import CallOutcome, CallSpec
+from callm.call_types import CallOutcome, CallSpec
 from callm.errors import CallmError, OutputClosed
 from callm.types import Message, StreamEvent, Tool, ToolCall, Usage, UsageReport
 

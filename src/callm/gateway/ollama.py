@@ -9,7 +9,7 @@ from functools import partial
 from types import SimpleNamespace
 from typing import Any
 
-from callm.engine import CallOutcome
+from callm.call_types import CallOutcome
 from callm.gateway.common import BadRequest, Inbound, model_of, tool, tool_call, want
 from callm.types import Message, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta
 

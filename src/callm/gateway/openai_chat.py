@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from callm.engine import CallOutcome
+from callm.call_types import CallOutcome
 from callm.gateway.common import BadRequest, Inbound, model_of, new_id, sse, tool, tool_call, want
 from callm.types import (
     FinishReason,

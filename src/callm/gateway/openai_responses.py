@@ -7,7 +7,7 @@ import json
 import time
 from typing import Any
 
-from callm.engine import CallOutcome
+from callm.call_types import CallOutcome
 from callm.gateway.common import BadRequest, Inbound, model_of, new_id, sse, tool, tool_call, want
 from callm.gateway.openai_chat import error_body, text_of
 from callm.types import Message, StreamEvent, TextDelta, ToolCallDelta

@@ -12,7 +12,7 @@ from datetime import date
 from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from callm.engine import CallOutcome, CallSpec
+    from callm.call_types import CallOutcome, CallSpec
 
 
 class Stats:

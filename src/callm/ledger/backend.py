@@ -79,19 +79,14 @@ def url() -> str | None:
 
 
 def _from_config_file() -> str | None:
+    from callm.config.store import load
+    from callm.errors import CallmError
     from callm.paths import config_path
 
-    path = config_path(_config_override)
-    try:
-        import tomllib
-
-        with open(path, "rb") as f:
-            raw = tomllib.load(f)
-    except (OSError, ValueError):
+    try:  # the validated copy when the file is unchanged (callm.validated_cache)
+        return load(config_path(_config_override)).ledger.url
+    except CallmError:
         return None  # the config loader reports a broken file; here: no shared ledger
-    ledger = raw.get("ledger")
-    value = ledger.get("url") if isinstance(ledger, dict) else None
-    return check_url(value) if isinstance(value, str) and value else None
 
 
 def shared(path: Path | None = None) -> str | None:

@@ -142,8 +142,13 @@ def _chunks(
     try:
         decoder = Decoder(resp.headers.get("content-encoding", ""), cap, provider)
         while True:
-            with _mapped(url, t, provider, stop), clients.deadline(stop):
-                part = next(raw, None)
+            try:  # what _mapped does, inline: this runs once per streamed piece
+                with clients.deadline(stop):
+                    part = next(raw, None)
+            except Exception as exc:
+                if (mapped := _fail(exc, url, t, provider, stop)) is None:
+                    raise
+                raise mapped from None
             if part is None:
                 break
             if stop is not None and time.monotonic() > stop:  # in case _Backend is not in place
