@@ -43,21 +43,10 @@ def pg_cluster():  # type: ignore[no-untyped-def]
     pgcluster.remove(cluster)
 
 
-_pg_db_count = [0]
-
-
 @pytest.fixture
 def pg_url(pg_cluster) -> str:  # type: ignore[no-untyped-def]
     """A fresh, empty database in the test cluster: its URL (no password: trust auth)."""
-    import os
-
-    import psycopg
-
-    _pg_db_count[0] += 1
-    name = f"t{os.getpid()}_{_pg_db_count[0]}"
-    with psycopg.connect(pg_cluster.url(), autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    return str(pg_cluster.url(name))
+    return pgcluster.fresh_database(pg_cluster)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

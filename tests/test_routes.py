@@ -65,7 +65,9 @@ def test_vision_rule_and_no_model_left(isolated_env: IsolatedEnv, cli: Cli) -> N
     assert "no vision" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_fastest_reads_p50_latency_from_the_ledger(isolated_env: IsolatedEnv) -> None:
+def test_fastest_reads_p50_latency_from_the_ledger(
+    isolated_env: IsolatedEnv, ledger_backend: str
+) -> None:
     cfg = _cfg(
         isolated_env,
         '[routes.r]\nmodels = ["a/sim-small", "b/sim-small"]\nstrategy = "fastest"\n',

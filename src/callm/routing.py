@@ -145,26 +145,29 @@ def _usd(v: float | None) -> str:
 
 def p50_latencies(cfg: Config, targets: list[Target]) -> dict[str, int]:
     """label -> median latency (ms) of its successful calls in the last 24 hours."""
+    from callm.errors import CallmError
+    from callm.ledger.backend import errors, exists
     from callm.ledger.db import connect
-    from callm.paths import db_path
 
-    path = db_path()
-    if not path.exists():
+    if not exists():  # the configured ledger: a team's PostgreSQL one when set
         return {}
     out: dict[str, int] = {}
-    conn = connect(path)
+    since = time.time() - 86400
     try:
-        since = time.time() - 86400
-        for t in targets:
-            rows = conn.execute(
-                "SELECT latency_ms FROM usage WHERE provider = ? AND model = ? AND ts >= ?"
-                " AND outcome IN ('ok', 'fallback') AND latency_ms >= 0 ORDER BY latency_ms",
-                (t.provider, t.model, since),
-            ).fetchall()
-            if rows:
-                out[t.label] = int(rows[(len(rows) - 1) // 2][0])
-    finally:
-        conn.close()
+        conn = connect()
+        try:
+            for t in targets:
+                rows = conn.execute(
+                    "SELECT latency_ms FROM usage WHERE provider = ? AND model = ? AND ts >= ?"
+                    " AND outcome IN ('ok', 'fallback') AND latency_ms >= 0 ORDER BY latency_ms",
+                    (t.provider, t.model, since),
+                ).fetchall()
+                if rows:
+                    out[t.label] = int(rows[(len(rows) - 1) // 2][0])
+        finally:
+            conn.close()
+    except (CallmError, *errors()):  # a ledger out of reach: no data, the call still goes
+        return {}
     return out
 
 

@@ -34,6 +34,7 @@ from callm.gateway.common import (
 )
 from callm.gateway.ops import Stats
 from callm.gateway.tokens import Keyring, TokenInfo, spent_today
+from callm.ledger.backend import errors
 
 _T = TypeVar("_T")
 
@@ -79,6 +80,9 @@ class Gateway:
         auth = h.get("authorization", "")
         token = auth[7:].strip() if auth[:7].lower() == "bearer " else h.get("x-api-key")
         who = self.keyring.check(token)
+        if who is None and token and self.keyring.error:
+            busy = {"retry-after": "5"}
+            raise Refused(503, "cannot check the access token: the ledger is unreachable", busy)
         if who is None:
             raise Refused(401, "invalid or missing access token (callm serve token create NAME)")
         return who
@@ -105,7 +109,16 @@ class Gateway:
     def check_budget(self, who: TokenInfo | None) -> None:
         if who is None or who.budget_usd_day is None:
             return
-        spent = spent_today(who.name)
+        try:
+            spent = spent_today(who.name)
+        except (CallmError, *errors()):  # the ledger out of reach: as [budgets] would do
+            if self.cfg.budgets.fail_open:
+                return
+            raise Refused(
+                429,
+                f"cannot check token {who.name!r}'s daily budget: the ledger is unreachable",
+                {"x-should-retry": "false"},
+            ) from None
         if spent >= who.budget_usd_day:
             raise Refused(
                 429,

@@ -1,5 +1,6 @@
 """Access tokens of `callm serve`: shown once when created, only their SHA-256 kept (in the
-data DB), each with an optional daily budget and list of allowed models/routes."""
+data DB: a team's PostgreSQL ledger is shared by its gateways), each with an optional daily
+budget and list of allowed models/routes."""
 
 from __future__ import annotations
 
@@ -34,10 +35,11 @@ def _hash(token: str) -> str:
 
 
 def _connect(path: Path | None) -> sqlite3.Connection:
+    """The ledger's tokens: path None is the configured ledger (a team's PostgreSQL one
+    when set, so every gateway host knows every token), a path that SQLite file."""
     from callm.ledger.db import connect
-    from callm.paths import db_path
 
-    return connect(path or db_path())
+    return connect(path)
 
 
 def _row(r: tuple[str, float, float | None, str | None]) -> TokenInfo:
@@ -105,11 +107,25 @@ class Keyring:
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path
+        self.error: str | None = None  # why the last re-read failed (the ledger out of reach)
         self._by_hash: dict[str, TokenInfo] = {}
         self._loaded = 0.0
-        self.reload()
+        self._read()  # at start, a ledger out of reach is the server's error
 
     def reload(self) -> None:
+        """Read the tokens again. A ledger out of reach (a team's PostgreSQL server down)
+        keeps the tokens known: their calls still work, their rows wait in the spill file."""
+        from callm.errors import CallmError
+        from callm.ledger.backend import errors
+
+        try:
+            self._read()
+            self.error = None
+        except (CallmError, *errors()) as exc:
+            self.error = getattr(exc, "message", None) or str(exc)
+            self._loaded = time.monotonic()  # look again in a while, not on every request
+
+    def _read(self) -> None:
         conn = _connect(self.path)
         try:
             rows = conn.execute(

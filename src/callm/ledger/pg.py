@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
+import threading
 import time
 from decimal import Decimal
 from typing import Any
@@ -35,17 +36,25 @@ class PgIntegrityError(sqlite3.IntegrityError):
     """A row the table refuses (constraint, bad value)."""
 
 
-# One open connection per URL, kept for the life of the process: `usage report` and a
-# `callm serve` make many short uses; a new connection costs a backend fork and three round
-# trips. It is handed out only when idle and healthy; close() returns it here.
-_idle: dict[str, PgConn] = {}
+# Open connections kept for the life of the process: `usage report` and a `callm serve` make
+# many short uses; a new connection costs a backend fork and three round trips. One is handed
+# out only when idle and healthy; close() returns it here. `callm serve` opens and closes from
+# many threads at once: a few wait here (one each for the calls running together), and the
+# lock keeps each hand-over whole.
+MAX_IDLE = 8
+_idle: dict[str, list[PgConn]] = {}
+_idle_lock = threading.Lock()
 _migrated: set[str] = set()
 
 
 def connect(url: str, *, migrate_schema: bool = True) -> PgConn:
-    conn = _idle.pop(url, None)
-    if conn is not None:
-        if not conn.raw.broken and not conn.raw.closed and not conn.in_transaction:
+    while True:
+        with _idle_lock:
+            spare = _idle.get(url)
+            conn = spare.pop() if spare else None
+        if conn is None:
+            break
+        if _usable(conn):
             _set_time_zone(conn)  # cheap when unchanged
             return conn
         conn.discard()
@@ -59,6 +68,20 @@ def connect(url: str, *, migrate_schema: bool = True) -> PgConn:
         conn.discard()
         raise
     return conn
+
+
+def _usable(conn: PgConn) -> bool:
+    """An idle connection still good to hand out. One the server wrote to while idle has been
+    told goodbye (a restart, an admin's kill): its socket is readable, at end of file."""
+    import select
+
+    if conn.raw.broken or conn.raw.closed or conn.in_transaction:
+        return False
+    try:
+        readable, _, _ = select.select([conn.raw.fileno()], [], [], 0)
+    except (OSError, ValueError):
+        return False
+    return not readable
 
 
 def _open(url: str) -> PgConn:
@@ -232,11 +255,18 @@ class PgConn:
     def close(self) -> None:
         """Back to the per-process cache when reusable, else really closed."""
         healthy = not self.raw.closed and not self.raw.broken
-        if healthy and not self.in_transaction and self.url not in _idle:
-            for other in list(_idle):  # one kept at most (tests switch databases)
-                _idle.pop(other).discard()
-            _idle[self.url] = self
-        else:
+        evicted: list[PgConn] = []
+        kept = False
+        if healthy and not self.in_transaction:
+            with _idle_lock:  # one ledger's at a time (tests switch databases)
+                evicted = [c for u in list(_idle) if u != self.url for c in _idle.pop(u)]
+                spare = _idle.setdefault(self.url, [])
+                kept = len(spare) < MAX_IDLE
+                if kept:
+                    spare.append(self)
+        for other in evicted:
+            other.discard()
+        if not kept:
             self.discard()
 
     def discard(self) -> None:
