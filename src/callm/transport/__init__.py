@@ -141,6 +141,7 @@ def _chunks(
     raw = resp.iter_raw()
     try:
         decoder = Decoder(resp.headers.get("content-encoding", ""), cap, provider)
+        plain = decoder.passthrough  # per piece, two generators fewer
         while True:
             try:  # what _mapped does, inline: this runs once per streamed piece
                 with clients.deadline(stop):
@@ -153,7 +154,11 @@ def _chunks(
                 break
             if stop is not None and time.monotonic() > stop:  # in case _Backend is not in place
                 raise _fail(TimeoutError(), url, t, provider, stop)
-            yield from decoder.feed(part)
+            if plain:
+                if part:
+                    yield part
+            else:
+                yield from decoder.feed(part)
         yield from decoder.flush()
     finally:
         resp.close()
@@ -229,11 +234,16 @@ async def _achunks(
     raw = resp.aiter_raw()
     try:
         decoder = Decoder(resp.headers.get("content-encoding", ""), cap, provider)
+        plain = decoder.passthrough  # per piece, two generators fewer
         while True:
             with _mapped(url, t, provider, stop), _scope(stop):
                 part = await anext(raw, None)
             if part is None:
                 break
+            if plain:
+                if part:
+                    yield part
+                continue
             for piece in decoder.feed(part):
                 yield piece
         for piece in decoder.flush():

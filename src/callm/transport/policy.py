@@ -226,6 +226,11 @@ class Decoder:
         self._z = zlib.decompressobj(self._wbits) if self._wbits is not None else None
         self._first = True
 
+    @property
+    def passthrough(self) -> bool:
+        """Nothing to undo and no cap: the bytes go through as they came (a stream's case)."""
+        return self._z is None and self.cap is None
+
     def feed(self, raw: bytes) -> Iterator[bytes]:
         if self._z is None:
             yield from self._count(raw)
