@@ -1,15 +1,17 @@
-"""Run the gateway on uvicorn: bind first (a clear error for a taken port), then serve until
-SIGINT/SIGTERM, letting open streams finish for up to `grace` seconds."""
+"""Run the gateway on uvicorn, which listens on the address (asyncio's server: TCP_NODELAY on
+every connection, so a stream's first chunk does not wait for a delayed ACK); a taken port is
+one clear line. Serve until SIGINT/SIGTERM, letting open streams finish for up to `grace`
+seconds."""
 
 from __future__ import annotations
 
 import contextlib
 import ipaddress
+import logging
 import signal
-import socket
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from callm.errors import UsageError
@@ -24,30 +26,47 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # proto IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say TCP, and
-    # without it each first SSE chunk waits ~40 ms for the client's delayed ACK (Nagle).
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    sock.listen(2048)
-    sock.set_inheritable(True)
-    return sock
+class _BindFailure(logging.Filter):
+    """Keeps the error uvicorn logs when it cannot listen (then it exits): callm says it in
+    its own one line instead."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.error: OSError | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, OSError):
+            self.error = record.msg
+            return False
+        return True
 
 
 def _server_class() -> Any:
     import uvicorn
 
     class Server(uvicorn.Server):
-        """uvicorn's, except that after a graceful stop on SIGTERM/SIGINT the process exits
-        with our code (0, or 130 for Ctrl-C) instead of re-raising the signal."""
+        """uvicorn's, except that it says where it listens once it does (`on_listening`
+        with the port, the real one for port 0), a port it cannot listen on is a UsageError,
+        and after a graceful stop on SIGTERM/SIGINT the process exits with our code (0, or
+        130 for Ctrl-C) instead of re-raising the signal."""
 
         signals: list[int]
+        on_listening: Callable[[int], None]
+
+        async def startup(self, sockets: Any = None) -> None:
+            caught = _BindFailure()
+            log = logging.getLogger("uvicorn.error")
+            log.addFilter(caught)
+            try:
+                await super().startup(sockets)
+            except SystemExit:
+                c = self.config
+                why = caught.error.strerror if caught.error else None
+                why = (why or "cannot start").rpartition("): ")[2]
+                raise UsageError(f"cannot listen on {c.host}:{c.port}: {why}") from None
+            finally:
+                log.removeFilter(caught)
+            self.on_listening(self.servers[0].sockets[0].getsockname()[1])
 
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
@@ -90,14 +109,13 @@ def serve(cfg: Any, host: str, port: int, auth: bool, grace: float, live: bool) 
     from callm.gateway.app import Gateway, Settings, build
     from callm.gateway.ops import LiveView, Stats
 
-    sock = bind(host, port)
-    real_port = sock.getsockname()[1]
-    shown = f"[{host}]" if ":" in host else host
-    url = f"http://{shown}:{real_port}"
     stats = Stats(log=None if live else sys.stderr)
     gw = Gateway(cfg, Settings(auth=auth, grace=grace), stats)
     config = uvicorn.Config(
         build(gw),
+        host=host,
+        port=port,
+        backlog=2048,
         log_level="warning",
         access_log=False,
         lifespan="on",
@@ -106,21 +124,27 @@ def serve(cfg: Any, host: str, port: int, auth: bool, grace: float, live: bool) 
         timeout_keep_alive=30,
     )
     server = _server_class()(config)
-    note = "" if auth else " (no auth)"
-    sys.stderr.write(f"callm serve: listening on {url}{note}\n")
-    if gw.keyring is not None and not gw.keyring.count:
-        sys.stderr.write("hint: no access token yet: callm serve token create NAME\n")
-    sys.stderr.flush()
+    views: list[LiveView] = []
+
+    def listening(real_port: int) -> None:
+        shown = f"[{host}]" if ":" in host else host
+        url = f"http://{shown}:{real_port}"
+        note = "" if auth else " (no auth)"
+        sys.stderr.write(f"callm serve: listening on {url}{note}\n")
+        if gw.keyring is not None and not gw.keyring.count:
+            sys.stderr.write("hint: no access token yet: callm serve token create NAME\n")
+        sys.stderr.flush()
+        if live:
+            views.append(LiveView(stats, url))
+            views[0].start()
+
+    server.on_listening = listening
     keeper = _keep_db_open()
-    view = LiveView(stats, url) if live else None
-    if view:
-        view.start()
     try:
-        server.run(sockets=[sock])
+        server.run()
     finally:
-        if view:
+        for view in views:
             view.stop()
-        sock.close()
         if keeper is not None:
             keeper.close()
     return 130 if signal.SIGINT in server.signals else 0
