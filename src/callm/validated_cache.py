@@ -16,7 +16,6 @@ import json
 import os
 import stat
 import sys
-import tempfile
 import zlib
 from pathlib import Path
 from typing import Any
@@ -104,6 +103,8 @@ def remember(name: str, text: str, value: Any) -> None:
         body = json.dumps({"stamp": stamp, "text": text, "value": value})
     except (TypeError, ValueError):  # a TOML date in template options, say: not JSON
         return
+    import tempfile  # only when a copy is written, not on the path that reads one
+
     target = _file(name)
     try:
         target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
