@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -23,8 +24,8 @@ pytest.importorskip("uvicorn")
 
 GATEWAYS = 4
 # requests of each client (two a gateway): OpenAI (plain, streamed) and Anthropic in turn,
-# at least MIN, more while chats still run
-MIN_PER_CLIENT, MAX_PER_CLIENT = 5, 15
+# at least MIN, and on while chats still run
+MIN_PER_CLIENT = 5
 CHATS = 50
 # sim costs nothing; a price makes the report's cost column mean something
 CONFIG = '[retry]\nattempts = 1\n[pricing."sim/*"]\ninput = 1000.0\noutput = 2000.0\n'
@@ -87,40 +88,50 @@ def test_four_gateways_and_fifty_chats_share_one_ledger(tmp_path: Path, pg_url: 
     assert made.returncode == 0, made.stderr
     token = made.stdout.strip()
     gateways = start_gateways(envs)
+    chat_env = host(tmp_path, "laptop", pg_url)
+    callm_bin = str(Path(sys.executable).with_name("callm"))
+    chats_done = threading.Event()
+    clients_writing = threading.Barrier(GATEWAYS * 2 + 1, timeout=120)
+
+    def client(i: int, c: int) -> list[str]:
+        """Requests until every chat has exited, and one more after: the gateways write
+        before, during and after the chats, whatever the machine's speed."""
+        sent: list[str] = []
+        deadline = time.monotonic() + 180
+        with httpx.Client(timeout=120) as http:
+            while time.monotonic() < deadline:
+                last = chats_done.is_set() and len(sent) >= MIN_PER_CLIENT
+                prompt = f"gw{i} c{c} req{len(sent)}"
+                assert ask(http, gateways[i].url, token, len(sent) % 3, prompt)
+                sent.append(prompt)
+                if len(sent) == 1:
+                    clients_writing.wait()
+                if last:
+                    return sent
+        raise AssertionError("the chats did not end within 180 s")
+
     try:
-        chat_env = host(tmp_path, "laptop", pg_url)
-        callm_bin = str(Path(sys.executable).with_name("callm"))
-        chats = [
-            subprocess.Popen(
-                [callm_bin, "chat", "-m", "sim", "-o", "delay_ms=1", f"chat {k}"],
-                env=chat_env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-            )
-            for k in range(CHATS)
-        ]
-        # the gateways' clients start once the chats write, and go on while they do
-        chats_writing = "SELECT count(*) FROM usage WHERE token IS NULL"
-        deadline = time.monotonic() + 120
-        while pg_rows(pg_url, chats_writing) == [(0,)] and time.monotonic() < deadline:
-            time.sleep(0.05)
-
-        def client(i: int, c: int) -> list[str]:
-            sent = []
-            with httpx.Client(timeout=120) as http:
-                for j in range(MAX_PER_CLIENT):
-                    if j >= MIN_PER_CLIENT and all(p.poll() is not None for p in chats):
-                        break
-                    prompt = f"gw{i} c{c} req{j}"
-                    assert ask(http, gateways[i].url, token, j % 3, prompt)
-                    sent.append(prompt)
-            return sent
-
         with ThreadPoolExecutor(GATEWAYS * 2) as pool:  # two clients per gateway
             clients = [pool.submit(client, i, c) for i in range(GATEWAYS) for c in range(2)]
+            try:
+                clients_writing.wait()  # every client has a row in before the chats start
+                chats = [
+                    subprocess.Popen(
+                        [callm_bin, "chat", "-m", "sim", "-o", "delay_ms=1", f"chat {k}"],
+                        env=chat_env,
+                        stdin=subprocess.DEVNULL,
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE,
+                    )
+                    for k in range(CHATS)
+                ]
+                chat_results = [
+                    (p.communicate(timeout=180)[1].decode(), p.returncode) for p in chats
+                ]
+            finally:
+                chats_done.set()
+                clients_writing.abort()  # a client that failed early does not hang the rest
             prompts = [p for f in clients for p in f.result(timeout=180)]
-        chat_results = [(p.communicate(timeout=180)[1].decode(), p.returncode) for p in chats]
     finally:
         stopped = stop_all(gateways)
     assert [code for _, code in chat_results] == [0] * CHATS, [e for e, _ in chat_results][:3]
@@ -135,12 +146,17 @@ def test_four_gateways_and_fifty_chats_share_one_ledger(tmp_path: Path, pg_url: 
     assert got == want
     total = sum(want.values())
     assert total == CHATS + len(prompts) >= CHATS + GATEWAYS * 2 * MIN_PER_CLIENT
-    (first_gw, last_chat) = pg_rows(
+    (gw_first, gw_last, chat_first, chat_last, gw_among_chats) = pg_rows(
         pg_url,
-        "SELECT min(id) FILTER (WHERE token IS NOT NULL), max(id) FILTER (WHERE token IS NULL)"
-        " FROM usage",
+        "WITH c AS (SELECT min(id) lo, max(id) hi FROM usage WHERE token IS NULL)"
+        " SELECT min(id) FILTER (WHERE token IS NOT NULL),"
+        " max(id) FILTER (WHERE token IS NOT NULL), c.lo, c.hi,"
+        " count(*) FILTER (WHERE token IS NOT NULL AND id BETWEEN c.lo AND c.hi)"
+        " FROM usage, c GROUP BY c.lo, c.hi",
     )[0]
-    assert first_gw < last_chat  # the rows of both kinds of writers went in interleaved
+    # the gateways wrote before the chats began, after they ended, and while they ran
+    assert gw_first < chat_first and chat_last < gw_last
+    assert gw_among_chats > 0
     chat_cids = "SELECT count(DISTINCT cid), count(cid) FROM usage WHERE token IS NULL"
     assert pg_rows(pg_url, chat_cids) == [(CHATS, CHATS)]  # a conversation each
     (in_tok, out_tok, cost) = pg_rows(
