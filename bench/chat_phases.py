@@ -21,6 +21,8 @@ from typing import Any
 
 T0 = time.perf_counter()
 THIRD_PARTY = ("typer", "sqlite3", "httpx")  # pydantic and tomllib: only when a file changed
+# httpx as callm imports it: without its command-line tool (callm/transport/httpx_lib.py)
+IMPORT_AS = {"httpx": "callm.transport.httpx_lib"}
 CALLM_MODULES = (
     "callm.cli.app",
     "callm.cli.chat",
@@ -50,7 +52,7 @@ def timed_imports(names: tuple[str, ...]) -> float:
     t = time.perf_counter()
     for name in names:
         try:
-            importlib.import_module(name)
+            importlib.import_module(IMPORT_AS.get(name, name))
         except ImportError:
             pass
     return time.perf_counter() - t

@@ -8,6 +8,7 @@ from typing import Any
 
 R = dict[str, Any]
 DEPS = "typer + sqlite3 + httpx"  # as in sections.py
+DEPS_CALLM = "typer + sqlite3 + httpx without its CLI (as callm)"
 
 
 # ---- small helpers ----------------------------------------------------------------------
@@ -656,7 +657,7 @@ def _bound(res: R) -> list[str]:
     the least a CLI on callm's imports can cost when the target is missed, else why it is met."""
     imports = res.get("profile", {}).get("imports", [])
     chat = res.get("chat", {}).get("rows", [])
-    deps = _row(imports, f"import {DEPS}")
+    deps = _row(imports, f"import {DEPS_CALLM}") or _row(imports, f"import {DEPS}")
     httpx_ = _row(imports, "import httpx")
     client = _row(imports, "import httpx + httpx.Client()")
     floor = _row(chat, "floor: typer + httpx + pydantic, one request")
@@ -671,8 +672,8 @@ def _bound(res: R) -> list[str]:
             "Why the one-shot chat target is met (CPU time):",
             "",
             f"- The floor spends {_ms(client[key])} importing httpx and building its client "
-            f"(`import httpx` alone: {_ms(httpx_[key])}); everything callm's chat path "
-            f"imports ({DEPS}) takes {_ms(deps[key])}. "
+            f"(`import httpx` alone: {_ms(httpx_[key])}, with its command-line tool); everything "
+            f"callm's chat path imports ({DEPS_CALLM}) takes {_ms(deps[key])}. "
             f"The whole `callm chat` (parse, config, key, request, stream, ledger row, output) "
             f"takes {_ms(callm[key])} against the floor's {_ms(floor[key])}.",
         ]
@@ -682,7 +683,7 @@ def _bound(res: R) -> list[str]:
         "Lower bound for the one-shot chat target (<= 1.25x the floor), CPU time:",
         "",
         f"- floor {_ms(floor[key])} = import httpx {_ms(httpx_[key])} + client, request and "
-        f"output {_ms(request)}. Importing what callm's chat path needs ({DEPS}) takes "
+        f"output {_ms(request)}. Importing what callm's chat path needs ({DEPS_CALLM}) takes "
         f"{_ms(deps[key])}, so a CLI built on them needs at least {_ms(least)} = "
         f"**{_x(least / floor[key])} the floor** before any work of its own; callm chat takes "
         f"{_ms(callm[key])}.",

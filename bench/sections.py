@@ -36,6 +36,7 @@ FLOOR = str(BENCH / "floor_httpx.py")
 SDK = str(BENCH / "peer_openai_sdk.py")
 # the third-party and stdlib imports of callm chat (pydantic only when a file changed)
 DEPS = "typer + sqlite3 + httpx"
+DEPS_CALLM = "typer + sqlite3 + httpx without its CLI (as callm)"
 _TIMED = re.compile(
     r"^(?P<label>[^\d\s].*?)[:\s]+(?:median\s+)?(?P<v>\d+(?:\.\d+)?)\s*(?P<unit>ms|s)\b", re.M
 )
@@ -396,9 +397,11 @@ def profile(b: Bench) -> None:
         ("pydantic.BaseModel", "from pydantic import BaseModel"),
         ("sqlite3", "import sqlite3"),
         (DEPS, "import typer, sqlite3, httpx"),
+        # what callm's chat path imports: httpx without its command line (transport/httpx_lib)
+        (DEPS_CALLM, "import typer, sqlite3, callm.transport.httpx_lib"),
         ("rich.markdown + rich.live", "import rich.markdown, rich.live"),
         # httpx imports its own command line (httpx._main) when these are installed, as they
-        # are beside callm: part of `import httpx` for callm and the floor alike
+        # are beside callm: part of a plain `import httpx` (the floor, the SDK), not callm's
         (
             "httpx._main's click, rich, pygments",
             "import click, pygments.lexers, rich.console, rich.progress, rich.syntax, rich.table",

@@ -205,3 +205,35 @@ def test_entry_point_skips_pydantic_plugin_scan_unless_the_user_chose(
         timeout=60,
     )
     assert proc.stderr.rstrip().splitlines()[-1] == f"PLUGINS {seen}", proc.stderr
+
+
+def test_a_call_imports_httpx_without_its_command_line_tool(isolated_env: IsolatedEnv) -> None:
+    """httpx/__init__ imports its own CLI (click, rich.progress, rich.syntax, pygments) to
+    offer `httpx.main`; callm never runs it and skips that import (transport/httpx_lib.py),
+    ~50 ms of every call. The call itself still works."""
+    from loopback import Loopback, json_reply
+
+    reply = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "m",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "pong"},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+    }
+    cli_modules = ["httpx._main", "click", "pygments", "rich.progress", "rich.syntax"]
+    with Loopback() as srv:
+        srv.route("/v1/chat/completions", json_reply(reply))
+        isolated_env.write_config(
+            f'[providers.lab]\ndriver = "openai-compatible"\nbase_url = "{srv.url}/v1"\n'
+            'key = "none"\n'
+        )
+        loaded = imported(["chat", "-m", "lab/m", "--no-stream", "hi"], ["httpx", *cli_modules])
+        assert len(srv.requests) == 1
+    assert loaded == ["httpx"]

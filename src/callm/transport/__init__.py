@@ -79,7 +79,7 @@ def _stop(t: Timeouts) -> float | None:
 
 
 def _request(client: Any, hop: Any, t: Timeouts) -> httpx.Request:
-    import httpx
+    from callm.transport.httpx_lib import httpx
 
     timeout = httpx.Timeout(connect=t.connect, read=t.read, write=t.read, pool=t.connect)
     return client.build_request(
@@ -89,9 +89,8 @@ def _request(client: Any, hop: Any, t: Timeouts) -> httpx.Request:
 
 def _fail(exc: Exception, url: str, t: Timeouts, provider: str | None, stop: float | None) -> Any:
     """A CallmError for `exc` (httpx's, or a timeout), or None: not ours to map."""
-    import httpx
-
     from callm.transport.errors import map_error
+    from callm.transport.httpx_lib import httpx
 
     if isinstance(exc, (httpx.HTTPError, httpx.InvalidURL, TimeoutError)):
         return map_error(exc, url, t, provider, stop)

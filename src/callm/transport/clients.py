@@ -13,9 +13,9 @@ from contextvars import ContextVar
 from typing import Any
 
 import httpcore
-import httpx
 
 from callm.errors import ConfigError
+from callm.transport.httpx_lib import httpx
 from callm.transport.policy import is_loopback, origin
 from callm.types import Tls
 

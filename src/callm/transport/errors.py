@@ -7,9 +7,8 @@ import socket
 import ssl
 import time
 
-import httpx
-
 from callm.errors import CallmError, CallTimeoutError, HostNotFoundError, NetworkError
+from callm.transport.httpx_lib import httpx
 from callm.transport.policy import CannotSendError, Timeouts, malformed_location, public
 
 
