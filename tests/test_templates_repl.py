@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import sys
+import tempfile
 import textwrap
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
@@ -91,6 +92,9 @@ def test_edit_saves_a_valid_edit_and_refuses_a_broken_one(
     cli: Cli, isolated_env: IsolatedEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     mp = monkeypatch
+    scratch = tmp_path / "tmp"  # where the editor's copy is made
+    scratch.mkdir()
+    mp.setattr(tempfile, "tempdir", str(scratch))
     cli("templates", "save", "t", "-m", "sim", "--prompt", "Old: $input")
     editor = tmp_path / "ed.py"
     editor.write_text(
@@ -109,8 +113,15 @@ def test_edit_saves_a_valid_edit_and_refuses_a_broken_one(
     res = cli("templates", "edit")
     assert res.code == 2 and "not saved" in res.stderr and "unchanged" in res.stderr
     assert 'prompt = "New: $input"' in isolated_env.config_path.read_text()
+    (kept,) = scratch.glob("callm-config-*.toml")  # the broken edit, named in the hint
+    assert str(kept) in res.stderr and "colour" in kept.read_text()
+    kept.unlink()
     mp.setenv("VISUAL", "false")
-    assert cli("templates", "edit").code == 1
+    res = cli("templates", "edit")
+    assert res.code == 1 and "nothing saved" in res.stderr
+    mp.setenv("VISUAL", "callm-no-such-editor")
+    assert cli("templates", "edit").code == 2
+    assert list(scratch.iterdir()) == []  # an aborted edit leaves no copy of the config
     assert cli("templates", "edit", "nope").code == 2
 
 

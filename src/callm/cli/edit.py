@@ -27,8 +27,12 @@ def edit_config(path: Path, marker: str) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)
     line = next((i + 1 for i, ln in enumerate(text.splitlines()) if marker in ln), None)
-    _run_editor(Path(tmp), line)
-    new = Path(tmp).read_text(encoding="utf-8")
+    try:
+        _run_editor(Path(tmp), line)
+        new = Path(tmp).read_text(encoding="utf-8")
+    except BaseException:
+        os.unlink(tmp)  # nothing is saved: no copy of the config is left behind either
+        raise
     if new == text:
         os.unlink(tmp)
         return
