@@ -422,4 +422,6 @@ def test_an_unreachable_ledger_refuses_paid_calls_unless_fail_open(tmp_path: Pat
         p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
         assert p.returncode == 0, p.stderr
         assert "budget not checked" in p.stderr and "row saved to" in p.stderr  # spilled
+        # into the local data dir (made for it), not the temp dir
+        assert f"row saved to {tmp_path / 'data' / 'usage-spill.jsonl'}" in p.stderr, p.stderr
         assert len(s.requests) == 1

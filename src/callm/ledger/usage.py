@@ -295,6 +295,9 @@ def _spill(rows: list[dict[str, Any]], db: Path, reason: str, quiet: bool = Fals
     data = "".join(json.dumps(r, separators=(",", ":"), default=str) + "\n" for r in rows)
     for target in spill_paths(db):
         try:
+            # a PostgreSQL ledger may never have made the local data dir: make it, so the
+            # rows wait there and not in the temp dir, which a reboot may empty
+            target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             _append(target, data.encode())
         except OSError:
             continue
