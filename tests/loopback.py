@@ -43,6 +43,24 @@ def json_reply(obj: Any, status: int = 200, delay: float = 0.0) -> Reply:
     return Reply(status=status, body=obj, delay=delay)
 
 
+def chat_reply(text: str = "OK", usage: dict[str, Any] | None = None) -> Reply:
+    """An OpenAI chat.completion (not streamed) answering `text`."""
+    return json_reply(
+        {
+            "id": "c1",
+            "object": "chat.completion",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": usage or {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11},
+        }
+    )
+
+
 @dataclass
 class Seen:
     method: str

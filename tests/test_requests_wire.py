@@ -14,7 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from loopback import Loopback, Reply, json_reply
+from loopback import Loopback, Reply, chat_reply, json_reply
 from test_request_specs import PDF, png
 
 FAKE_KEY = "sk-test-FAKE-requests-0000"
@@ -36,23 +36,6 @@ def configure(env: Any, name: str, driver: str, base_url: str, extra: str = "") 
         f'[providers.{name}]\ndriver = "{driver}"\nbase_url = "{base_url}"\n'
         f'key_env = "CALLM_TEST_KEY"\n{extra}'
         "[retry]\nattempts = 1\nbase_delay = 0\n"
-    )
-
-
-def chat_reply(text: str = "OK", usage: dict[str, Any] | None = None) -> Reply:
-    return json_reply(
-        {
-            "id": "c1",
-            "object": "chat.completion",
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": text},
-                    "finish_reason": "stop",
-                }
-            ],
-            "usage": usage or {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11},
-        }
     )
 
 

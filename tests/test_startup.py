@@ -211,25 +211,11 @@ def test_a_call_imports_httpx_without_its_command_line_tool(isolated_env: Isolat
     """httpx/__init__ imports its own CLI (click, rich.progress, rich.syntax, pygments) to
     offer `httpx.main`; callm never runs it and skips that import (transport/httpx_lib.py),
     ~50 ms of every call. The call itself still works."""
-    from loopback import Loopback, json_reply
+    from loopback import Loopback, chat_reply
 
-    reply = {
-        "id": "chatcmpl-1",
-        "object": "chat.completion",
-        "created": 1,
-        "model": "m",
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": "pong"},
-                "finish_reason": "stop",
-            }
-        ],
-        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-    }
     cli_modules = ["httpx._main", "click", "pygments", "rich.progress", "rich.syntax"]
     with Loopback() as srv:
-        srv.route("/v1/chat/completions", json_reply(reply))
+        srv.route("/v1/chat/completions", chat_reply("pong"))
         isolated_env.write_config(
             f'[providers.lab]\ndriver = "openai-compatible"\nbase_url = "{srv.url}/v1"\n'
             'key = "none"\n'
